@@ -1,0 +1,200 @@
+"""customer_table on a tiny hand-made dataset whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from promo_analysis.features.customers import HISTORY_COLUMNS, customer_table
+
+T = pd.Timestamp
+
+
+def make_dataset(frames: dict[str, pd.DataFrame]):
+    from promo_analysis.dataset import Dataset
+
+    return Dataset.from_frames(frames)
+
+
+def tiny_frames() -> dict[str, pd.DataFrame]:
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c3", "c4"],
+            "region_id": ["guangxi", "guangxi", "shanxi", "shanxi"],
+            "known_since": pd.to_datetime(["2021-01-01", "2021-01-10", "2021-02-01", "2021-03-01"]),
+            "segment": ["office", "campus", "mall", "other"],
+            "wechat_contact": [True, False, True, False],
+            "parcels_received": [3, 0, 1, 2],
+        }
+    )
+    shipments = pd.DataFrame(
+        {
+            "shipment_id": ["s1", "s2", "s3", "s4", "s5", "s6", "s7"],
+            "customer_id": ["c1", "c1", "c1", "c2", "c4", "c4", "c9"],
+            "region_id": ["guangxi", "guangxi", "guangxi", "guangxi", "shanxi", "shanxi", "shanxi"],
+            "sent_at": [
+                T("2021-02-01 10:00"),
+                T("2021-03-01 09:00"),
+                T("2021-01-15 08:30"),  # c1's first parcel, listed out of order on purpose
+                T("2021-05-05 12:00"),
+                T("2021-06-01 11:00"),  # c4: two parcels at the same minute; s5 < s6 breaks the tie
+                T("2021-06-01 11:00"),
+                T("2021-01-01 10:00"),  # c9 is not a known customer
+            ],
+            "channel": ["station", "counter", "online", "counter", "pickup_point", "station", "counter"],
+            "product": ["express"] * 7,
+            "list_price": [20.0, 15.0, 12.0, 22.0, 30.0, 18.0, 10.0],
+            # s5 has a campaign discount without a coupon: not full price, not a coupon parcel
+            "discount": [0.0, 0.0, 3.0, 0.0, 5.0, 0.0, 0.0],
+            "coupon_id": [None, None, "k1", None, None, None, None],
+            "campaign_id": [None, None, "m1", None, "m2", None, None],
+            "payment": ["cash"] * 7,
+        }
+    )
+    shipments["revenue"] = shipments["list_price"] - shipments["discount"]
+    return {"customers": customers, "shipments": shipments}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return customer_table(make_dataset(tiny_frames())).set_index("customer_id")
+
+
+def test_one_row_per_customer_with_all_columns(table):
+    assert list(table.index) == ["c1", "c2", "c3", "c4"]
+    for col in ["region_id", "segment", "wechat_contact", "known_since", "parcels_received"]:
+        assert col in table.columns
+    assert [c for c in table.columns if c in HISTORY_COLUMNS] == HISTORY_COLUMNS
+    assert table.loc["c1", "parcels_received"] == 3  # extra customer columns are kept
+
+
+def test_first_shipment_is_the_earliest(table):
+    c1 = table.loc["c1"]
+    assert c1.first_sent_at == T("2021-01-15 08:30")
+    assert c1.first_channel == "online"
+    assert c1.first_list_price == 12.0
+    assert c1.first_revenue == 9.0
+    assert bool(c1.first_used_coupon) is True
+    assert c1.first_coupon_id == "k1"
+    assert c1.second_sent_at == T("2021-02-01 10:00")
+    assert c1.last_sent_at == T("2021-03-01 09:00")
+
+
+def test_counts_and_revenue(table):
+    # c1: 9 + 20 + 15; one coupon parcel, two at full price
+    assert table.loc["c1", "n_shipments"] == 3
+    assert table.loc["c1", "revenue"] == pytest.approx(44.0)
+    assert table.loc["c1", "n_coupon_shipments"] == 1
+    assert table.loc["c1", "n_full_price_shipments"] == 2
+    # c2: a single full-price parcel, no second one
+    assert table.loc["c2", "n_shipments"] == 1
+    assert pd.isna(table.loc["c2", "second_sent_at"])
+    assert bool(table.loc["c2", "first_used_coupon"]) is False
+    assert pd.isna(table.loc["c2", "first_coupon_id"])
+
+
+def test_ties_are_broken_by_shipment_id(table):
+    c4 = table.loc["c4"]
+    assert c4.first_channel == "pickup_point"  # s5 before s6
+    assert c4.first_revenue == 25.0
+    assert c4.second_sent_at == c4.first_sent_at
+    # s5 carries a campaign discount: neither a coupon parcel nor full price
+    assert c4.n_coupon_shipments == 0
+    assert c4.n_full_price_shipments == 1
+    assert c4.revenue == pytest.approx(43.0)
+
+
+def test_prospect_has_null_firsts_and_zero_counts(table):
+    c3 = table.loc["c3"]
+    for col in ["first_sent_at", "first_channel", "first_revenue", "first_used_coupon",
+                "last_sent_at", "second_sent_at"]:
+        assert pd.isna(c3[col]), col
+    assert c3.n_shipments == 0 and c3.revenue == 0.0
+    assert c3.n_coupon_shipments == 0 and c3.n_full_price_shipments == 0
+
+
+def test_dtypes(table):
+    assert table["first_used_coupon"].dtype == "boolean"
+    assert table["n_shipments"].dtype == "int64"
+    assert pd.api.types.is_datetime64_any_dtype(table["first_sent_at"])
+
+
+def test_orphan_shipments_are_counted_not_silently_dropped(table):
+    assert table.attrs["exclusions"] == {"shipments_without_customer": 1}
+    assert "1 shipment(s)" in table.attrs["warnings"][0]
+
+
+def test_duplicate_customer_is_a_clear_error():
+    frames = tiny_frames()
+    frames["customers"] = pd.concat([frames["customers"], frames["customers"].iloc[[1]]])
+    with pytest.raises(ValueError, match=r"one row per customer_id.*customer_id='c2' appears 2"):
+        customer_table(make_dataset(frames))
+
+
+def test_missing_column_is_a_clear_error():
+    frames = tiny_frames()
+    frames["shipments"] = frames["shipments"].drop(columns="discount")
+    with pytest.raises(ValueError, match=r"'shipments' lacks the column\(s\) \['discount'\]"):
+        customer_table(make_dataset(frames))
+
+
+def test_matches_plain_pandas_on_random_data():
+    """Independent check: the same history computed with a pandas sort + groupby."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n_c, n_s = 60, 400
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:03d}" for i in range(n_c)],
+            "region_id": "guangxi",
+            "known_since": T("2021-01-01"),
+            "segment": "office",
+            "wechat_contact": rng.random(n_c) < 0.5,
+        }
+    )
+    lp = rng.choice([12.0, 15.0, 22.0, 30.0], n_s)
+    coupon = rng.random(n_s) < 0.3
+    disc = np.where(coupon, 3.0, np.where(rng.random(n_s) < 0.1, 1.0, 0.0))
+    shipments = pd.DataFrame(
+        {
+            "shipment_id": [f"s{i:04d}" for i in range(n_s)],
+            "customer_id": rng.choice(customers.customer_id[:45], n_s),
+            "region_id": "guangxi",
+            # whole days, so that ties occur and the shipment_id tie-break is exercised
+            "sent_at": T("2021-01-01") + pd.to_timedelta(rng.integers(0, 60, n_s), unit="D"),
+            "channel": rng.choice(["station", "counter", "online"], n_s),
+            "product": "express",
+            "list_price": lp,
+            "discount": disc,
+            "revenue": lp - disc,
+            "coupon_id": np.where(coupon, [f"k{i}" for i in range(n_s)], None),
+            "campaign_id": None,
+            "payment": "cash",
+        }
+    )
+    got = customer_table(make_dataset({"customers": customers, "shipments": shipments}))
+    got = got.set_index("customer_id")
+
+    srt = shipments.sort_values(["customer_id", "sent_at", "shipment_id"])
+    g = srt.groupby("customer_id")
+    exp = pd.DataFrame(
+        {
+            "first_sent_at": g.sent_at.first(),
+            "first_channel": g.channel.first(),
+            "first_revenue": g.revenue.first(),
+            "first_used_coupon": g.coupon_id.apply(lambda x: x.iloc[0] is not None),
+            "second_sent_at": g.sent_at.nth(1).set_axis(srt.customer_id[g.cumcount() == 1]),
+            "n_shipments": g.size(),
+            "revenue": g.revenue.sum(),
+            "n_coupon_shipments": g.coupon_id.count(),
+            "n_full_price_shipments": srt.assign(f=srt.coupon_id.isna() & (srt.discount == 0))
+            .groupby("customer_id").f.sum(),
+        }
+    )
+    senders = got.loc[exp.index]
+    for col in exp.columns:
+        left = senders[col].astype(object) if col == "first_used_coupon" else senders[col]
+        right = exp[col].reindex(exp.index)
+        pd.testing.assert_series_equal(left, right, check_names=False, check_dtype=False)
+    assert (got.drop(exp.index).n_shipments == 0).all()
