@@ -1,0 +1,771 @@
+"""Observational treatment effects: naive, regression, IPW and cross-fitted AIPW, with diagnostics.
+
+The question is the effect of receiving a coupon (``treatment``) on an outcome such as sending a
+first parcel within 30 days, when coupons were handed out by couriers on observed covariates.
+:func:`estimate_effect` returns an :class:`~promo_analysis.results.Estimate` whose
+``diagnostics`` tell when not to trust it: propensity overlap, covariate balance
+(standardized mean differences before and after weighting), effective sample sizes and rows
+trimmed. :func:`e_value` and :func:`negative_control` probe unmeasured confounding.
+
+Methods, formulas, assumptions and references: ``docs/methods.md`` section 6.
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from promo_analysis.results import Estimate
+
+__all__ = [
+    "estimate_effect",
+    "balance_table",
+    "e_value",
+    "negative_control",
+    "METHODS",
+    "SMD_THRESHOLD",
+]
+
+METHODS = ("naive", "regression", "ipw", "aipw")
+ESTIMANDS = ("ate", "att")
+#: |SMD| above which a covariate counts as imbalanced (Austin 2009).
+SMD_THRESHOLD = 0.1
+#: propensities this close to 0 or 1 signal (quasi-)perfect separation
+_EXTREME = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# input preparation
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Prepared:
+    t: np.ndarray  # 0/1 int
+    y: np.ndarray  # float
+    X: pd.DataFrame  # encoded float covariates (no constant columns)
+    binary_outcome: bool
+    warnings: list[str]
+
+
+def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
+    """Numeric/bool covariates as floats; strings and categoricals one-hot, first level dropped."""
+    parts = []
+    for col in covariates:
+        s = data[col]
+        if s.dtype == bool or pd.api.types.is_numeric_dtype(s):
+            parts.append(s.astype(float).rename(col).to_frame())
+        else:
+            parts.append(
+                pd.get_dummies(s.astype(str), prefix=col, prefix_sep="=", drop_first=True,
+                               dtype=float)
+            )
+    if not parts:
+        return pd.DataFrame(index=data.index)
+    X = pd.concat(parts, axis=1)
+    return X.loc[:, X.std(ddof=0).to_numpy() > 0]
+
+
+def _prepare(
+    data: pd.DataFrame, treatment: str, outcome: str, covariates: Sequence[str]
+) -> _Prepared:
+    cols = [treatment, outcome, *covariates]
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise KeyError(f"data lacks the column(s) {missing}; it has {list(data.columns)[:20]}")
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    for col in cols:
+        bad = data[col].isna().to_numpy()
+        if bad.any():
+            role = ("treatment" if col == treatment else "outcome" if col == outcome
+                    else "covariate")
+            raise ValueError(
+                f"{role} column {col!r} has {int(bad.sum()):,} missing value(s) of "
+                f"{len(data):,} rows (first at index {data.index[bad][0]!r}); impute them or "
+                "drop those rows explicitly (and report it) before estimating"
+            )
+    traw = data[treatment]
+    if traw.dtype == bool or str(traw.dtype) == "boolean":
+        t = traw.astype(int).to_numpy()
+    else:
+        if not pd.api.types.is_numeric_dtype(traw):
+            raise TypeError(
+                f"treatment column {treatment!r} must be 0/1 or boolean, got dtype {traw.dtype} "
+                f"(values such as {list(pd.unique(traw))[:5]})"
+            )
+        nonbin = ~traw.isin([0, 1]).to_numpy()
+        if nonbin.any():
+            raise ValueError(
+                f"treatment column {treatment!r} must be binary 0/1: {int(nonbin.sum()):,} of "
+                f"{len(traw):,} rows hold other values (e.g. {traw[nonbin].iloc[0]!r}); for "
+                "several coupon designs, compare one design against no coupon at a time"
+            )
+        t = traw.astype(int).to_numpy()
+    n1 = int(t.sum())
+    if n1 == 0 or n1 == len(t):
+        which = "treated" if n1 == 0 else "control"
+        raise ValueError(
+            f"treatment column {treatment!r} has no {which} rows ({n1:,} treated of "
+            f"{len(t):,}); an effect needs both groups"
+        )
+    yraw = data[outcome]
+    if not (yraw.dtype == bool or pd.api.types.is_numeric_dtype(yraw)):
+        raise TypeError(f"outcome column {outcome!r} must be numeric or boolean, got {yraw.dtype}")
+    y = yraw.astype(float).to_numpy()
+    if np.all(y == y[0]):
+        raise ValueError(
+            f"outcome column {outcome!r} is constant ({y[0]:g} in all {len(y):,} rows): every "
+            "effect estimate would be exactly 0 with no uncertainty; check the outcome window"
+        )
+    binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
+    X = _encode(data, covariates)
+    warns = _separation_checks(X, t)
+    return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns)
+
+
+def _separation_checks(X: pd.DataFrame, t: np.ndarray) -> list[str]:
+    """Complete separation by one covariate is an error; a level seen in one group a warning."""
+    warns = []
+    tb = t.astype(bool)
+    for col in X.columns:
+        x = X[col].to_numpy()
+        x1, x0 = x[tb], x[~tb]
+        if x1.min() > x0.max() or x1.max() < x0.min():
+            raise ValueError(
+                f"perfect separation: covariate {col!r} alone separates treated (range "
+                f"{x1.min():g}..{x1.max():g}) from control ({x0.min():g}..{x0.max():g}); "
+                "there is no overlap, so no comparison is possible - drop the covariate if it "
+                "is a consequence of treatment, or restrict the data to a common range"
+            )
+        if np.isin(np.unique(x), [0.0, 1.0]).all():
+            on = x == 1
+            k1 = int((on & tb).sum())
+            k0 = int((on & ~tb).sum())
+            if k1 == 0 or k0 == 0:
+                warns.append(
+                    f"quasi-separation: all {k1 + k0:,} rows with {col} are "
+                    f"{'control' if k1 == 0 else 'treated'}; their propensity is 0 or 1 and "
+                    "they fall outside the overlap (trimming removes them for ipw/aipw); "
+                    "consider merging that level with another"
+                )
+    return warns
+
+
+# --------------------------------------------------------------------------------------------
+# learners
+# --------------------------------------------------------------------------------------------
+def _default_propensity():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # unpenalized (C=inf) so that the fit is the maximum-likelihood logit of statsmodels
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10, max_iter=200),
+    )
+
+
+def _default_outcome(binary: bool):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if binary:
+        # a barely-penalized logit: identical to ML in practice, but finite when a small arm
+        # of a fold is (quasi-)separated
+        return make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=1e6, solver="newton-cholesky", tol=1e-8, max_iter=200),
+        )
+    return LinearRegression()
+
+
+def _resolve_learners(learner: Any, binary: bool) -> tuple[Any, Any, bool]:
+    """Return (propensity, outcome, propensity_is_default_logit)."""
+    from sklearn.base import clone
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    if learner is None or learner == "linear":
+        return _default_propensity(), _default_outcome(binary), True
+    if isinstance(learner, str):
+        if learner == "hgb":
+            out = (HistGradientBoostingClassifier(random_state=0) if binary
+                   else HistGradientBoostingRegressor(random_state=0))
+            return HistGradientBoostingClassifier(random_state=0), out, False
+        raise ValueError(f"learner must be None, 'linear', 'hgb', an estimator or a dict; "
+                         f"got {learner!r}")
+    if isinstance(learner, dict):
+        unknown = set(learner) - {"propensity", "outcome"}
+        if unknown:
+            raise ValueError(f"learner dict keys must be 'propensity' and/or 'outcome', got "
+                             f"{sorted(unknown)}")
+        ps = learner.get("propensity")
+        out = learner.get("outcome")
+        default_ps = ps is None
+        ps = _default_propensity() if ps is None else clone(ps)
+        out = _default_outcome(binary) if out is None else clone(out)
+    else:
+        ps, out, default_ps = clone(learner), clone(learner), False
+        if not binary and hasattr(out, "predict_proba"):
+            raise ValueError(
+                "a single classifier cannot model a continuous outcome; pass "
+                "learner={'propensity': <classifier>, 'outcome': <regressor>}"
+            )
+    if not hasattr(ps, "predict_proba"):
+        raise ValueError("the propensity learner must be a classifier with predict_proba")
+    return ps, out, default_ps
+
+
+def _fit_predict_proba(model: Any, X: np.ndarray, t: np.ndarray, Xnew: np.ndarray,
+                       notes: list[str]) -> np.ndarray:
+    from sklearn.base import clone
+
+    m = clone(model)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        m.fit(X, t)
+    for w in caught:
+        msg = f"propensity model: {w.category.__name__}: {str(w.message).splitlines()[0]}"
+        if msg not in notes:
+            notes.append(msg)
+    return m.predict_proba(Xnew)[:, 1]
+
+
+def _fit_predict_outcome(model: Any, X: np.ndarray, y: np.ndarray, Xnew: np.ndarray,
+                         binary: bool, notes: list[str]) -> np.ndarray:
+    from sklearn.base import clone
+
+    if np.all(y == y[0]):  # e.g. nobody in this arm of this fold sent: predict that constant
+        return np.full(len(Xnew), y[0])
+    m = clone(model)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        m.fit(X, y.astype(int) if binary and hasattr(m, "predict_proba") else y)
+    for w in caught:
+        msg = f"outcome model: {w.category.__name__}: {str(w.message).splitlines()[0]}"
+        if msg not in notes:
+            notes.append(msg)
+    if binary and hasattr(m, "predict_proba"):
+        return m.predict_proba(Xnew)[:, 1]
+    return m.predict(Xnew)
+
+
+def _folds(t: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    n = len(t)
+    if folds == 1:
+        idx = np.arange(n)
+        return [(idx, idx)]
+    from sklearn.model_selection import StratifiedKFold
+
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(skf.split(np.zeros(n), t))
+
+
+# --------------------------------------------------------------------------------------------
+# diagnostics
+# --------------------------------------------------------------------------------------------
+def _weights(e: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
+    if estimand == "ate":
+        return np.where(t == 1, 1 / e, 1 / (1 - e))
+    return np.where(t == 1, 1.0, e / (1 - e))
+
+
+def balance_table(
+    X: pd.DataFrame, t: np.ndarray, weights: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Standardized mean differences of covariates before and (optionally) after weighting.
+
+    SMD = (mean_treated - mean_control) / sqrt((var_treated + var_control) / 2), with the
+    denominator always the *unweighted* variances so that before and after are on one scale
+    (Austin & Stuart 2015). Weighted means use ``weights`` within each group.
+
+    Returns
+    -------
+    DataFrame
+        Index: covariate (one-hot columns named ``col=level``); columns ``mean_treated``,
+        ``mean_control``, ``smd_before`` and, with weights, ``mean_treated_weighted``,
+        ``mean_control_weighted``, ``smd_after``.
+    """
+    A = X.to_numpy(dtype=float)
+    tb = np.asarray(t).astype(bool)
+    m1, m0 = A[tb].mean(axis=0), A[~tb].mean(axis=0)
+    v1 = A[tb].var(axis=0, ddof=1) if tb.sum() > 1 else np.zeros(A.shape[1])
+    v0 = A[~tb].var(axis=0, ddof=1) if (~tb).sum() > 1 else np.zeros(A.shape[1])
+    sd = np.sqrt((v1 + v0) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = pd.DataFrame(
+            {"mean_treated": m1, "mean_control": m0, "smd_before": (m1 - m0) / sd},
+            index=pd.Index(X.columns, name="covariate"),
+        )
+        if weights is not None:
+            w = np.asarray(weights, dtype=float)
+            mw1 = np.average(A[tb], axis=0, weights=w[tb])
+            mw0 = np.average(A[~tb], axis=0, weights=w[~tb])
+            out["mean_treated_weighted"] = mw1
+            out["mean_control_weighted"] = mw0
+            out["smd_after"] = (mw1 - mw0) / sd
+    return out
+
+
+def _ess(w: np.ndarray) -> float:
+    return float(w.sum() ** 2 / np.sum(w**2)) if len(w) else 0.0
+
+
+def _overlap_summary(e: np.ndarray, t: np.ndarray) -> pd.DataFrame:
+    rows = {}
+    for name, mask in (("treated", t == 1), ("control", t == 0)):
+        v = e[mask]
+        rows[name] = {
+            "n": int(mask.sum()),
+            "min": float(v.min()),
+            "p01": float(np.quantile(v, 0.01)),
+            "p05": float(np.quantile(v, 0.05)),
+            "median": float(np.median(v)),
+            "p95": float(np.quantile(v, 0.95)),
+            "p99": float(np.quantile(v, 0.99)),
+            "max": float(v.max()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("group")
+
+
+# --------------------------------------------------------------------------------------------
+# estimators (on prepared arrays)
+# --------------------------------------------------------------------------------------------
+def _naive(y: np.ndarray, t: np.ndarray) -> tuple[float, float, dict[str, float]]:
+    y1, y0 = y[t == 1], y[t == 0]
+    est = y1.mean() - y0.mean()
+    se = np.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0))
+    return float(est), float(se), {"pom1": float(y1.mean()), "pom0": float(y0.mean())}
+
+
+def _regression(
+    y: np.ndarray, t: np.ndarray, X: np.ndarray, estimand: str
+) -> tuple[float, float, dict[str, float]]:
+    """Lin (2013) interacted OLS, covariates centred at the target population's mean; HC2."""
+    import statsmodels.api as sm
+
+    centre = X.mean(axis=0) if estimand == "ate" else X[t == 1].mean(axis=0)
+    Xc = X - centre
+    design = np.column_stack([np.ones(len(y)), t, Xc, t[:, None] * Xc])
+    res = sm.OLS(y, design).fit(cov_type="HC2")
+    est, se = float(res.params[1]), float(res.bse[1])
+    return est, se, {"pom0": float(res.params[0]), "pom1": float(res.params[0] + est)}
+
+
+def _logit_correction(
+    Xs: np.ndarray, e: np.ndarray, t: np.ndarray, dpsi: np.ndarray
+) -> np.ndarray:
+    """Term that adds the estimation of a logistic propensity to an influence function.
+
+    ``dpsi`` is the mean derivative of the estimating function with respect to the logit
+    coefficients (one column per coefficient of ``[1, Xs]``); returns ``s_i' H^{-1} dpsi``
+    with ``s_i = (t_i - e_i) x_i`` and ``H = mean(e (1 - e) x x')``.
+    """
+    D = np.column_stack([np.ones(len(e)), Xs])
+    H = (D * (e * (1 - e))[:, None]).T @ D / len(e)
+    s = D * (t - e)[:, None]
+    return s @ np.linalg.solve(H, dpsi)
+
+
+def _ipw(
+    y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Xs: np.ndarray | None
+) -> tuple[float, float, dict[str, float]]:
+    """Normalized (Hajek) IPW; influence-function SE, with the logit correction if ``Xs``."""
+    n = len(y)
+    D = None if Xs is None else np.column_stack([np.ones(n), Xs])
+    if estimand == "ate":
+        a1, a0 = t / e, (1 - t) / (1 - e)
+        W1, W0 = a1.mean(), a0.mean()
+        mu1, mu0 = np.sum(a1 * y) / a1.sum(), np.sum(a0 * y) / a0.sum()
+        psi = a1 * (y - mu1) / W1 - a0 * (y - mu0) / W0
+        if D is not None:
+            d1 = -(t * (1 - e) / e * (y - mu1)) @ D / n / W1
+            d0 = ((1 - t) * e / (1 - e) * (y - mu0)) @ D / n / W0
+            psi = psi + _logit_correction(Xs, e, t, d1 - d0)
+    else:
+        p = t.mean()
+        r = (1 - t) * e / (1 - e)
+        W0 = r.mean()
+        mu1, mu0 = y[t == 1].mean(), np.sum(r * y) / r.sum()
+        psi = t * (y - mu1) / p - r * (y - mu0) / W0
+        if D is not None:
+            d0 = (r * (y - mu0)) @ D / n / W0
+            psi = psi + _logit_correction(Xs, e, t, -d0)
+    est = mu1 - mu0
+    se = np.sqrt(np.mean(psi**2) / n)
+    return float(est), float(se), {"pom1": float(mu1), "pom0": float(mu0)}
+
+
+def _aipw(
+    y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray,
+    estimand: str,
+) -> tuple[float, float, dict[str, float]]:
+    n = len(y)
+    if estimand == "ate":
+        phi1 = m1 + t * (y - m1) / e
+        phi0 = m0 + (1 - t) * (y - m0) / (1 - e)
+        psi = phi1 - phi0
+        est = psi.mean()
+        pom = {"pom1": float(phi1.mean()), "pom0": float(phi0.mean())}
+        infl = psi - est
+    else:
+        p = t.mean()
+        r = (1 - t) * e / (1 - e)
+        num = t * (y - m0) - r * (y - m0)
+        est = num.sum() / t.sum()
+        infl = (num - t * est) / p
+        mu1 = y[t == 1].mean()
+        pom = {"pom1": float(mu1), "pom0": float(mu1 - est)}
+    se = np.sqrt(np.mean(infl**2) / n)
+    return float(est), float(se), pom
+
+
+# --------------------------------------------------------------------------------------------
+# the public estimator
+# --------------------------------------------------------------------------------------------
+def _core(
+    prep: _Prepared, method: str, estimand: str, folds: int, learner: Any,
+    trim: tuple[float, float] | None, seed: int, with_diagnostics: bool,
+) -> tuple[float, float, dict[str, float], dict[str, Any], list[str]]:
+    t, y, X = prep.t, prep.y, prep.X
+    Xa = X.to_numpy(dtype=float)
+    notes: list[str] = []
+    diag: dict[str, Any] = {"n_treated": int(t.sum()), "n_control": int(len(t) - t.sum())}
+    if method == "naive" and not with_diagnostics:
+        est, se, pom = _naive(y, t)
+        return est, se, pom, diag, notes
+    ps_model, out_model, default_ps = _resolve_learners(learner, prep.binary_outcome)
+    splits = _folds(t, folds, seed)
+
+    e = np.empty(len(t))
+    if Xa.shape[1] == 0:  # no covariates: the propensity is the treated share
+        for train, test in splits:
+            e[test] = t[train].mean()
+    else:
+        for train, test in splits:
+            e[test] = _fit_predict_proba(ps_model, Xa[train], t[train], Xa[test], notes)
+    n_extreme = int(((e < _EXTREME) | (e > 1 - _EXTREME)).sum())
+    if n_extreme:
+        notes.append(
+            f"{n_extreme:,} rows have an estimated propensity within {_EXTREME:g} of 0 or 1: "
+            "(quasi-)perfect separation - some covariate pattern predicts treatment exactly; "
+            "those rows have no comparable counterpart"
+        )
+    keep = np.ones(len(t), dtype=bool)
+    if trim is not None and method in ("ipw", "aipw"):
+        lo, hi = trim
+        if not 0 <= lo < hi <= 1:
+            raise ValueError(f"trim must be (low, high) with 0 <= low < high <= 1, got {trim}")
+        keep = (e >= lo) & (e <= hi)
+    else:
+        # without trimming the weights still need finite propensities
+        e = np.clip(e, _EXTREME, 1 - _EXTREME) if method in ("ipw", "aipw") else e
+    n_trim = int((~keep).sum())
+    trimmed_by_arm = {"treated": int((~keep & (t == 1)).sum()),
+                      "control": int((~keep & (t == 0)).sum())}
+    diag["rows_trimmed"] = n_trim
+    diag["trimmed_by_arm"] = trimmed_by_arm
+    if n_trim:
+        notes.append(
+            f"{n_trim:,} of {len(t):,} rows ({trimmed_by_arm['treated']:,} treated, "
+            f"{trimmed_by_arm['control']:,} control) had a propensity outside {tuple(trim)} and "
+            "were dropped: the estimate refers to the population with overlap"
+        )
+    tk, yk, ek, Xk = t[keep], y[keep], e[keep], Xa[keep]
+    if tk.sum() == 0 or tk.sum() == len(tk):
+        raise ValueError(
+            f"after trimming propensities to {trim}, no {'treated' if tk.sum() == 0 else 'control'} "
+            "rows remain: treated and control do not overlap; loosen trim or restrict the "
+            "covariates"
+        )
+
+    if method == "naive":
+        est, se, pom = _naive(y, t)
+    elif method == "regression":
+        est, se, pom = _regression(y, t.astype(float), Xa, estimand)
+    elif method == "ipw":
+        Xs = None
+        if default_ps and folds == 1 and Xa.shape[1] > 0 and n_trim == 0:
+            Xs = (Xk - Xk.mean(axis=0)) / Xk.std(axis=0)
+        est, se, pom = _ipw(yk, tk, ek, estimand, Xs)
+    else:
+        m0 = np.empty(len(t))
+        m1 = np.empty(len(t))
+        # outcome models on the trimmed sample, cross-fitted on the same folds
+        for train, test in splits:
+            tr = train[keep[train]]
+            te = test[keep[test]]
+            if len(te) == 0:
+                continue
+            for arm, target in ((0, m0), (1, m1)):
+                if arm == 1 and estimand == "att":
+                    continue
+                rows = tr[t[tr] == arm]
+                if len(rows) == 0:
+                    raise ValueError(f"a training fold has no {'treated' if arm else 'control'}"
+                                     " rows; use fewer folds")
+                if Xa.shape[1] == 0:
+                    target[te] = y[rows].mean()
+                else:
+                    target[te] = _fit_predict_outcome(out_model, Xa[rows], y[rows], Xa[te],
+                                                      prep.binary_outcome, notes)
+        est, se, pom = _aipw(yk, tk, ek, m0[keep], m1[keep], estimand)
+
+    if with_diagnostics:
+        w = _weights(ek, tk, estimand)
+        bal = balance_table(X.iloc[np.flatnonzero(keep)], tk, w) if X.shape[1] else None
+        diag["balance"] = bal
+        diag["ess"] = {"treated": _ess(w[tk == 1]), "control": _ess(w[tk == 0])}
+        diag["overlap"] = _overlap_summary(e, t)
+        diag["propensity"] = pd.DataFrame({"propensity": e, "treated": t, "trimmed": ~keep})
+        if bal is not None:
+            col = "smd_after" if method in ("ipw", "aipw") else "smd_before"
+            bad = bal.index[np.abs(bal[col].to_numpy()) > SMD_THRESHOLD].tolist()
+            diag["max_abs_smd"] = float(np.nanmax(np.abs(bal[col].to_numpy())))
+            if bad and method in ("ipw", "aipw"):
+                notes.append(
+                    f"after weighting, {len(bad)} covariate(s) still differ by |SMD| > "
+                    f"{SMD_THRESHOLD}: {bad[:5]}; the propensity model may be misspecified "
+                    "(try learner='hgb' or interactions)"
+                )
+        ess_c = diag["ess"]["control"]
+        if ess_c < 0.1 * (len(tk) - tk.sum()):
+            notes.append(
+                f"the weighted control group is worth only {ess_c:,.0f} of its "
+                f"{int(len(tk) - tk.sum()):,} rows (effective sample size): a few rows carry "
+                "the estimate; check overlap"
+            )
+    diag["n_used"] = int(keep.sum()) if method in ("ipw", "aipw") else len(t)
+    return est, se, pom, diag, notes
+
+
+def estimate_effect(
+    data: pd.DataFrame,
+    treatment: str = "got_coupon",
+    outcome: str = "sent_within_window",
+    covariates: Sequence[str] = (),
+    method: str = "aipw",
+    estimand: str = "ate",
+    folds: int = 5,
+    learner: Any = None,
+    trim: tuple[float, float] | None = (0.01, 0.99),
+    seed: int = 0,
+    alpha: float = 0.05,
+    bootstrap: int = 0,
+) -> Estimate:
+    """Effect of a binary treatment on an outcome under selection on observed covariates.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per unit (e.g. ``features.first_use_table(ds)``).
+    treatment : str
+        0/1 or boolean column (e.g. ``got_coupon``).
+    outcome : str
+        Numeric or boolean outcome (e.g. ``sent_within_window``, or revenue in yuan).
+    covariates : sequence of str
+        Pre-treatment confounders. Strings/categories are one-hot encoded (first level
+        dropped); booleans become 0/1. Missing values are an error.
+    method : {"naive", "regression", "ipw", "aipw"}
+        ``naive`` difference in means; ``regression`` Lin-interacted OLS with HC2 SE;
+        ``ipw`` normalized inverse-probability weighting; ``aipw`` augmented IPW (doubly
+        robust), cross-fitted over ``folds``.
+    estimand : {"ate", "att"}
+        Average effect over everyone, or over the treated (coupon recipients).
+    folds : int
+        Cross-fitting folds for the propensity and outcome models (1 = fit and predict on the
+        full sample, as statsmodels' ``TreatmentEffect``).
+    learner : None, "linear", "hgb", estimator or dict
+        ``None``/``"linear"``: unpenalized logistic propensity, logistic (binary outcome) or
+        linear outcome models. ``"hgb"``: histogram gradient boosting for both. A single
+        scikit-learn classifier is used for both models (binary outcomes only); a dict
+        ``{"propensity": classifier, "outcome": estimator}`` sets each (a missing key keeps
+        the default). Outcome models are fitted separately in treated and control.
+    trim : (low, high) or None
+        Rows with an estimated propensity outside ``[low, high]`` are dropped (``ipw`` and
+        ``aipw`` only), counted in ``diagnostics["rows_trimmed"]`` and reported in
+        ``warnings``. ``None`` keeps all rows (propensities are then clipped at 1e-6).
+    seed : int
+        Seed for the fold split and the bootstrap.
+    alpha : float
+        1 - confidence level.
+    bootstrap : int
+        If > 0, that many nonparametric bootstrap replicates of the whole procedure; the
+        reported SE is the bootstrap SD and the CI the percentile interval (the analytic ones
+        stay in ``extra["se_analytic"]``, ``extra["ci_analytic"]``).
+
+    Returns
+    -------
+    Estimate
+        ``estimate`` is a difference (of probabilities for a 0/1 outcome). ``extra`` holds the
+        potential-outcome means ``pom1``, ``pom0`` of the target population. ``diagnostics``:
+        ``overlap`` (propensity quantiles by group), ``propensity`` (per-row frame for the
+        overlap histogram), ``balance`` (SMD before/after weighting), ``ess``,
+        ``rows_trimmed``, ``trimmed_by_arm``, ``n_treated``, ``n_control``, ``n_used``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if estimand not in ESTIMANDS:
+        raise ValueError(f"estimand must be one of {ESTIMANDS}, got {estimand!r}")
+    if not isinstance(folds, (int, np.integer)) or folds < 1:
+        raise ValueError(f"folds must be a positive integer, got {folds!r}")
+    covariates = list(covariates)
+    prep = _prepare(data, treatment, outcome, covariates)
+    est, se, pom, diag, notes = _core(prep, method, estimand, folds, learner, trim, seed, True)
+    warns = prep.warnings + notes
+    extra: dict[str, Any] = dict(pom)
+    kwargs: dict[str, Any] = {}
+    if bootstrap and bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        draws = []
+        n = len(prep.t)
+        failed = 0
+        for b in range(int(bootstrap)):
+            idx = rng.integers(0, n, n)
+            sub = _Prepared(prep.t[idx], prep.y[idx], prep.X.iloc[idx].reset_index(drop=True),
+                            prep.binary_outcome, [])
+            if sub.t.sum() in (0, n):
+                failed += 1
+                continue
+            try:
+                draws.append(_core(sub, method, estimand, folds, learner, trim, seed + b + 1,
+                                   False)[0])
+            except ValueError:
+                failed += 1
+        draws_a = np.asarray(draws)
+        if failed:
+            warns.append(f"{failed} of {bootstrap} bootstrap replicates failed and were skipped")
+        extra["se_analytic"] = se
+        lo_a, hi_a, _ = _normal(est, se, alpha)
+        extra["ci_analytic"] = (lo_a, hi_a)
+        diag["bootstrap"] = draws_a
+        se_b = float(draws_a.std(ddof=1))
+        lo, hi = np.quantile(draws_a, [alpha / 2, 1 - alpha / 2])
+        p = float(2 * stats.norm.sf(abs(est) / se_b)) if se_b > 0 else np.nan
+        return Estimate(
+            estimate=est, se=se_b, ci_low=float(lo), ci_high=float(hi), n=len(prep.t),
+            method=f"{method}+bootstrap", alpha=alpha, estimand=estimand,
+            label=f"{treatment} -> {outcome}", pvalue=p, diagnostics=diag, warnings=warns,
+            extra=extra,
+        )
+    return Estimate.from_normal(
+        est, se, n=diag["n_used"], method=method, alpha=alpha, estimand=estimand,
+        label=f"{treatment} -> {outcome}", diagnostics=diag, warnings=warns, extra=extra,
+        **kwargs,
+    )
+
+
+def _normal(est: float, se: float, alpha: float) -> tuple[float, float, float]:
+    from promo_analysis.results import normal_interval
+
+    return normal_interval(est, se, alpha=alpha)
+
+
+# --------------------------------------------------------------------------------------------
+# sensitivity
+# --------------------------------------------------------------------------------------------
+def _e_of_rr(rr: float) -> float:
+    if not np.isfinite(rr) or rr <= 0:
+        return np.nan
+    r = rr if rr >= 1 else 1 / rr
+    return float(r + np.sqrt(r * (r - 1)))
+
+
+def e_value(
+    estimate: float | Estimate,
+    ci: tuple[float, float] | None = None,
+    *,
+    scale: str = "rd",
+    baseline: float | None = None,
+) -> dict[str, float]:
+    """E-value (VanderWeele & Ding 2017): how strong unmeasured confounding must be to explain
+    an effect away.
+
+    The E-value of a risk ratio ``RR >= 1`` is ``RR + sqrt(RR (RR - 1))`` (for ``RR < 1`` use
+    ``1/RR``): the minimum strength of association, on the risk-ratio scale, that an unmeasured
+    confounder would need with both treatment and outcome to move the estimate to the null.
+    For the confidence limit closest to the null it says how strong it must be to make the
+    interval include the null (1 if it already does).
+
+    Parameters
+    ----------
+    estimate : float or Estimate
+        A risk ratio (``scale="rr"``) or a risk difference (``scale="rd"``). An
+        :class:`Estimate` from :func:`estimate_effect` supplies its CI and ``extra["pom0"]``
+        as the baseline.
+    ci : (low, high), optional
+        Confidence interval on the same scale.
+    scale : {"rd", "rr"}
+    baseline : float
+        For ``scale="rd"``: the outcome rate without treatment in the target population
+        (e.g. ``pom0``); RD is converted as ``RR = (baseline + RD) / baseline``, treating the
+        baseline as known.
+
+    Returns
+    -------
+    dict
+        ``rr``, ``rr_low``, ``rr_high`` (NaN without CI), ``e_value``, ``e_value_ci``.
+    """
+    if isinstance(estimate, Estimate):
+        ci = ci if ci is not None else estimate.ci
+        if baseline is None and scale == "rd":
+            baseline = estimate.extra.get("pom0")
+        estimate = estimate.estimate
+    if scale not in ("rd", "rr"):
+        raise ValueError(f"scale must be 'rd' or 'rr', got {scale!r}")
+    if scale == "rd":
+        if baseline is None or not 0 < baseline < 1:
+            raise ValueError(f"scale='rd' needs a baseline rate in (0, 1), got {baseline!r}")
+
+        def conv(v: float) -> float:
+            return (baseline + v) / baseline
+    else:
+        def conv(v: float) -> float:
+            return v
+
+    rr = conv(float(estimate))
+    out = {"rr": rr, "rr_low": np.nan, "rr_high": np.nan, "e_value": _e_of_rr(rr),
+           "e_value_ci": np.nan}
+    if ci is not None:
+        lo, hi = conv(ci[0]), conv(ci[1])
+        out["rr_low"], out["rr_high"] = lo, hi
+        if lo <= 1 <= hi:
+            out["e_value_ci"] = 1.0
+        else:
+            out["e_value_ci"] = _e_of_rr(lo if rr > 1 else hi)
+    return out
+
+
+def negative_control(
+    data: pd.DataFrame,
+    treatment: str,
+    negative_outcome: str,
+    covariates: Sequence[str] = (),
+    **kwargs: Any,
+) -> Estimate:
+    """Estimate the "effect" on an outcome the treatment cannot have caused.
+
+    Example: a first parcel sent in the 30 days *before* the index date cannot be caused by a
+    coupon issued on it. An interval excluding zero signals residual confounding or a broken
+    index date (Lipsitch, Tchetgen Tchetgen & Cohen 2010). ``kwargs`` go to
+    :func:`estimate_effect`. ``extra["passed"]`` is True when the CI covers 0; otherwise a
+    warning is added.
+    """
+    est = estimate_effect(data, treatment=treatment, outcome=negative_outcome,
+                          covariates=covariates, **kwargs)
+    est.label = f"negative control: {treatment} -> {negative_outcome}"
+    passed = est.covers(0.0)
+    est.extra["passed"] = passed
+    if not passed:
+        est.warnings.append(
+            f"negative control failed: the estimated effect on {negative_outcome!r}, which "
+            f"{treatment!r} cannot cause, is {est.estimate:.4g} (CI {est.ci_low:.4g} to "
+            f"{est.ci_high:.4g}); suspect unmeasured confounding or a wrong index date"
+        )
+    return est
