@@ -13,7 +13,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
-__all__ = ["customer_table", "CUSTOMER_COLUMNS", "HISTORY_COLUMNS"]
+__all__ = ["customer_table", "shipment_history", "CUSTOMER_COLUMNS", "HISTORY_COLUMNS"]
 
 #: Customer columns every customer table starts with (from the ``customers`` table).
 CUSTOMER_COLUMNS = ["customer_id", "region_id", "segment", "wechat_contact", "known_since"]
@@ -53,6 +53,39 @@ def _require(table: Any, name: str, columns: list[str]) -> None:
             f"table {name!r} lacks the column(s) {missing} that customer_table needs "
             f"(it has {list(table.columns)})"
         )
+
+
+def shipment_history(shipments: Any) -> Any:
+    """Ibis expression: one row per ``customer_id`` of ``shipments`` with the history columns.
+
+    The building block of :func:`customer_table` (and of the first-use table), left lazy so that
+    callers can join it further inside the engine. Columns: ``customer_id`` and
+    :data:`HISTORY_COLUMNS`.
+    """
+    s = shipments
+    # Rank each shipment within its customer: rank 0 is the first parcel, rank 1 the second.
+    # shipment_id breaks ties so that the result does not depend on the engine's row order.
+    ranked = s.mutate(
+        _rank=ibis.row_number().over(group_by=s.customer_id, order_by=[s.sent_at, s.shipment_id])
+    )
+    first = ranked._rank == 0
+    has_coupon = ranked.coupon_id.notnull()
+    full_price = ~has_coupon & (ranked.discount == 0)
+    history = ranked.group_by("customer_id").aggregate(
+        first_sent_at=ranked.sent_at.min(),
+        first_channel=ranked.channel.max(where=first),
+        first_list_price=ranked.list_price.max(where=first),
+        first_revenue=ranked.revenue.max(where=first),
+        first_used_coupon=has_coupon.cast("int8").max(where=first),
+        first_coupon_id=ranked.coupon_id.max(where=first),
+        n_shipments=ranked.count(),
+        revenue=ranked.revenue.sum(),
+        last_sent_at=ranked.sent_at.max(),
+        second_sent_at=ranked.sent_at.min(where=ranked._rank == 1),
+        n_coupon_shipments=has_coupon.cast("int64").sum(),
+        n_full_price_shipments=full_price.cast("int64").sum(),
+    )
+    return history
 
 
 def customer_table(ds: Any) -> pd.DataFrame:
@@ -104,9 +137,7 @@ def customer_table(ds: Any) -> pd.DataFrame:
             "the shipments; rename them before building the customer table"
         )
 
-    n_rows, n_ids = (
-        c.aggregate(n=c.count(), k=c.customer_id.nunique()).to_pandas().iloc[0].tolist()
-    )
+    n_rows, n_ids = c.aggregate(n=c.count(), k=c.customer_id.nunique()).to_pandas().iloc[0].tolist()
     if n_rows != n_ids:
         dup = (
             c.group_by("customer_id")
@@ -121,46 +152,27 @@ def customer_table(ds: Any) -> pd.DataFrame:
             f"{int(dup.k.iloc[0])} times"
         )
 
-    # Rank each shipment within its customer: rank 0 is the first parcel, rank 1 the second.
-    # shipment_id breaks ties so that the result does not depend on the engine's row order.
-    ranked = s.mutate(
-        _rank=ibis.row_number().over(
-            group_by=s.customer_id, order_by=[s.sent_at, s.shipment_id]
-        )
-    )
-    first = ranked._rank == 0
-    has_coupon = ranked.coupon_id.notnull()
-    full_price = ~has_coupon & (ranked.discount == 0)
-    history = ranked.group_by("customer_id").aggregate(
-        first_sent_at=ranked.sent_at.min(),
-        first_channel=ranked.channel.max(where=first),
-        first_list_price=ranked.list_price.max(where=first),
-        first_revenue=ranked.revenue.max(where=first),
-        first_used_coupon=has_coupon.cast("int8").max(where=first),
-        first_coupon_id=ranked.coupon_id.max(where=first),
-        n_shipments=ranked.count(),
-        revenue=ranked.revenue.sum(),
-        last_sent_at=ranked.sent_at.max(),
-        second_sent_at=ranked.sent_at.min(where=ranked._rank == 1),
-        n_coupon_shipments=has_coupon.cast("int64").sum(),
-        n_full_price_shipments=full_price.cast("int64").sum(),
-    )
+    history = shipment_history(s)
     history = history.rename(_cid="customer_id")
     joined = c.left_join(history, c.customer_id == history._cid)
-    expr = joined.select(
-        *[joined[col] for col in c.columns],
-        *[joined[col] for col in HISTORY_COLUMNS],
-    ).mutate(
-        n_shipments=lambda t: t.n_shipments.fill_null(0),
-        revenue=lambda t: t.revenue.fill_null(0.0),
-        n_coupon_shipments=lambda t: t.n_coupon_shipments.fill_null(0),
-        n_full_price_shipments=lambda t: t.n_full_price_shipments.fill_null(0),
-    ).order_by("customer_id")
+    expr = (
+        joined.select(
+            *[joined[col] for col in c.columns],
+            *[joined[col] for col in HISTORY_COLUMNS],
+        )
+        .mutate(
+            n_shipments=lambda t: t.n_shipments.fill_null(0),
+            revenue=lambda t: t.revenue.fill_null(0.0),
+            n_coupon_shipments=lambda t: t.n_coupon_shipments.fill_null(0),
+            n_full_price_shipments=lambda t: t.n_full_price_shipments.fill_null(0),
+        )
+        .order_by("customer_id")
+    )
     df = expr.to_pandas()
 
-    df["first_used_coupon"] = df["first_used_coupon"].map(
-        lambda v: pd.NA if pd.isna(v) else bool(v)
-    ).astype("boolean")
+    df["first_used_coupon"] = (
+        df["first_used_coupon"].map(lambda v: pd.NA if pd.isna(v) else bool(v)).astype("boolean")
+    )
     for col in ("n_shipments", "n_coupon_shipments", "n_full_price_shipments"):
         df[col] = df[col].astype("int64")
 

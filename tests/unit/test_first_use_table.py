@@ -1,0 +1,271 @@
+"""first_use_table and experiment_table on tiny hand-made datasets with hand-worked answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from promo_analysis.features.first_use import (
+    FIRST_USE_COLUMNS,
+    design_code,
+    experiment_table,
+    first_use_table,
+)
+
+T = pd.Timestamp
+AS_OF = "2022-01-01"
+
+
+def make_dataset(frames):
+    from promo_analysis.dataset import Dataset
+
+    return Dataset.from_frames(frames)
+
+
+def _shipments(rows):
+    df = pd.DataFrame(
+        rows,
+        columns=["shipment_id", "customer_id", "sent_at", "list_price", "discount", "coupon_id"],
+    )
+    df["sent_at"] = pd.to_datetime(df["sent_at"], format="ISO8601")
+    df["region_id"] = "guangxi"
+    df["channel"] = "counter"
+    df["product"] = "express"
+    df["payment"] = "cash"
+    df["revenue"] = df["list_price"] - df["discount"]
+    df["coupon_id"] = df["coupon_id"].astype("string")
+    df["campaign_id"] = pd.Series([None] * len(df), dtype="string")
+    return df
+
+
+def tiny_frames():
+    ids = ["a", "b", "c", "d", "e", "f", "g", "x"]
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "region_id": ["guangxi"] * 8,
+            "known_since": pd.to_datetime(
+                [
+                    "2021-01-01",
+                    "2021-01-01",
+                    "2021-03-01",
+                    "2021-01-01",
+                    "2021-05-01",
+                    "2021-02-01",
+                    "2021-01-01",
+                    "2021-01-01",
+                ]
+            ),
+            "segment": [
+                "office",
+                "campus",
+                "mall",
+                "office",
+                "other",
+                "residential",
+                "office",
+                "campus",
+            ],
+            "wechat_contact": [True, False, True, False, True, False, True, False],
+            "parcels_received": [1, 2, 3, 4, 5, 6, 7, 8],
+        }
+    )
+    shipments = _shipments(
+        [
+            # a: coupon k1 on 02-01, first parcel 9 days later with it (17 yuan)
+            ["s1", "a", "2021-02-10", 20.0, 3.0, "k1"],
+            ["s2", "a", "2021-04-10", 20.0, 0.0, None],
+            # d: sent on 01-20, BEFORE its coupon k3 (02-01): never a treated prospect
+            ["s3", "d", "2021-01-20", 15.0, 0.0, None],
+            # e: became known through its first parcel: never a prospect
+            ["s4", "e", "2021-05-01 10:00", 12.0, 0.0, None],
+            # g: coupon on 12-20 (window runs past as_of), sends 12-25
+            ["s5", "g", "2021-12-25", 30.0, 0.0, None],
+            # x: experiment participant
+            ["s6", "x", "2021-03-01", 30.0, 0.0, None],
+            # b: first parcel exactly 30 days after its coupon: OUTSIDE [index, index + 30 d)
+            ["s7", "b", "2021-05-01", 25.0, 0.0, None],
+        ]
+    )
+    coupons = pd.DataFrame(
+        {
+            "coupon_id": ["k1", "k1b", "k2", "k3", "k4", "k5"],
+            "customer_id": ["a", "a", "b", "d", "g", None],
+            "issued_at": pd.to_datetime(
+                ["2021-02-01", "2021-03-01", "2021-04-01", "2021-02-01", "2021-12-20", "2021-06-01"]
+            ),
+            "expires_at": T("2022-12-31"),
+            "threshold": [12.0, 21.0, 21.0, 12.0, 12.0, 12.0],
+            "face_value": [3.0, 5.0, 5.0, 3.0, 3.0, 3.0],
+            "issue_channel": "wechat",
+            "campaign_id": pd.Series([None] * 6, dtype="string"),
+        }
+    )
+    assignments = pd.DataFrame(
+        {
+            "experiment_id": ["gx-test"],
+            "customer_id": ["x"],
+            "arm": ["12-3"],
+            "assigned_at": [T("2021-02-15")],
+        }
+    )
+    return {
+        "customers": customers,
+        "shipments": shipments,
+        "coupons": coupons,
+        "assignments": assignments,
+    }
+
+
+@pytest.fixture(scope="module")
+def table():
+    return first_use_table(make_dataset(tiny_frames()), as_of=AS_OF).set_index("customer_id")
+
+
+def test_rows_and_columns(table):
+    # treated a, b; controls c, f (eligible for a pool date); d, e, g, x are not rows
+    assert sorted(table.index) == ["a", "b", "c", "f"]
+    assert list(table.reset_index().columns[: len(FIRST_USE_COLUMNS)]) == FIRST_USE_COLUMNS
+
+
+def test_treated_index_is_first_coupon_while_eligible(table):
+    a = table.loc["a"]
+    assert a.got_coupon == 1 and a.design == "12-3" and a.coupon_id == "k1"
+    assert a.index_date == T("2021-02-01")
+    assert a.sent_within_window == 1
+    assert a.first_revenue == 17.0 and a.revenue_within_window == 17.0
+    assert a.days_to_first_send == 9.0
+    assert a.tenure_days == 31
+
+
+def test_window_is_half_open(table):
+    b = table.loc["b"]
+    assert b.design == "21-5" and b.index_date == T("2021-04-01")
+    assert b.days_to_first_send == 30.0
+    assert b.sent_within_window == 0 and b.revenue_within_window == 0.0
+    assert b.first_revenue == 25.0  # still reported: the first parcel, whenever sent
+
+
+def test_controls_get_a_pool_date_while_eligible(table):
+    # the pool (treated index dates whose window fits) is {02-01, 04-01}
+    c, f = table.loc["c"], table.loc["f"]
+    assert c.got_coupon == 0 and c.design is None and pd.isna(c.coupon_id)
+    # c is known from 03-01: only 04-01 is possible
+    assert c.index_date == T("2021-04-01") and c.tenure_days == 31
+    assert f.index_date in (T("2021-02-01"), T("2021-04-01"))
+    assert f.sent_within_window == 0
+
+
+def test_exclusions_are_counted(table):
+    ex = table.attrs["exclusions"]
+    assert ex == {
+        "experiment_participants": 1,  # x
+        "anonymous_coupons": 1,  # k5
+        "coupons_to_non_prospects": 2,  # k3 (d had sent on 01-20), k1b (a had sent on 02-10)
+        "treated_window_past_as_of": 1,  # g
+        "never_prospects": 1,  # e
+        "controls_never_eligible": 1,  # d: eligible 01-01..01-20, no pool date then
+    }
+    assert table.attrs["window_days"] == 30
+    assert table.attrs["as_of"] == T(AS_OF)
+
+
+def test_seed_reproducible_and_changes_the_draw():
+    ds = make_dataset(tiny_frames())
+    draws = {
+        s: first_use_table(ds, as_of=AS_OF, seed=s).set_index("customer_id").loc["f", "index_date"]
+        for s in range(12)
+    }
+    again = first_use_table(ds, as_of=AS_OF, seed=3).set_index("customer_id")
+    assert again.loc["f", "index_date"] == draws[3]
+    assert set(draws.values()) == {T("2021-02-01"), T("2021-04-01")}
+
+
+def test_pseudo_dates_follow_the_regions_issue_date_distribution():
+    """Controls eligible all along draw index dates in proportion to treated issue dates."""
+    rng = np.random.default_rng(0)
+    n_t, n_c = 300, 3000
+    days = pd.to_datetime(["2021-02-01", "2021-03-01", "2021-06-01"])
+    probs = np.array([0.6, 0.3, 0.1])
+    issue = days[rng.choice(3, n_t, p=probs)]
+    ids_t = [f"t{i:04d}" for i in range(n_t)]
+    ids_c = [f"c{i:04d}" for i in range(n_c)]
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids_t + ids_c,
+            "region_id": "guangxi",
+            "known_since": T("2021-01-01"),
+            "segment": "office",
+            "wechat_contact": True,
+            "parcels_received": 0,
+        }
+    )
+    coupons = pd.DataFrame(
+        {
+            "coupon_id": [f"k{i}" for i in range(n_t)],
+            "customer_id": ids_t,
+            "issued_at": issue,
+            "expires_at": T("2022-12-31"),
+            "threshold": 12.0,
+            "face_value": 3.0,
+            "issue_channel": "wechat",
+            "campaign_id": pd.Series([None] * n_t, dtype="string"),
+        }
+    )
+    shipments = _shipments([["s0", "t0000", "2021-12-01", 20.0, 0.0, None]])
+    ds = make_dataset({"customers": customers, "shipments": shipments, "coupons": coupons})
+    df = first_use_table(ds, as_of=AS_OF, seed=5)
+    ctrl = df[df.got_coupon == 0]
+    assert len(ctrl) == n_c
+    observed = ctrl.index_date.value_counts().reindex(days, fill_value=0).to_numpy()
+    pool = pd.Series(issue).value_counts().reindex(days).to_numpy()
+    expected = n_c * pool / pool.sum()
+    assert stats.chisquare(observed, expected).pvalue > 0.001
+
+
+def test_design_code():
+    assert design_code(12, 3) == "12-3"
+    assert design_code(21.0, 5.0) == "21-5"
+    assert design_code(9.9, 1.5) == "9.9-1.5"
+    assert design_code(None, 3) is None
+    s = design_code(pd.Series([12.0, np.nan]), pd.Series([3.0, np.nan]))
+    assert s.tolist() == ["12-3", None]
+
+
+def test_bad_window():
+    with pytest.raises(ValueError, match="window_days must be a positive"):
+        first_use_table(make_dataset(tiny_frames()), window_days=0)
+
+
+def test_experiment_table():
+    frames = tiny_frames()
+    frames["assignments"] = pd.DataFrame(
+        {
+            "experiment_id": "gx-test",
+            "customer_id": ["x", "c", "d"],
+            "arm": ["12-3", "control", "21-5"],
+            "assigned_at": pd.to_datetime(["2021-02-15", "2021-03-10", "2021-03-10"]),
+        }
+    )
+    df = experiment_table(make_dataset(frames), as_of=AS_OF).set_index("customer_id")
+    # d had sent on 01-20, before assignment: not a prospect, excluded and counted
+    assert sorted(df.index) == ["c", "x"]
+    assert df.attrs["exclusions"]["sent_before_assignment"] == 1
+    assert df.loc["x", "sent_within_window"] == 1  # 03-01 is 14 days after 02-15
+    assert df.loc["x", "revenue_within_window"] == 30.0
+    assert df.loc["c", "sent_within_window"] == 0
+    assert df.loc["c", "tenure_days"] == 9
+    assert df.loc["x", "arm"] == "12-3"
+    # and the observational table leaves all three participants out
+    obs = first_use_table(make_dataset(frames), as_of=AS_OF)
+    assert not set(obs.customer_id) & {"x", "c", "d"}
+    assert obs.attrs["exclusions"]["experiment_participants"] == 3
+
+
+def test_experiment_table_needs_assignments():
+    frames = tiny_frames()
+    del frames["assignments"]
+    with pytest.raises(ValueError, match="no 'assignments' table"):
+        experiment_table(make_dataset(frames))
