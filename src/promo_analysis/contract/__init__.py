@@ -5,6 +5,7 @@ See ``docs/data_contract.md`` for the contract in prose.
 
 from __future__ import annotations
 
+from promo_analysis.contract.quarantine import QuarantineResult, quarantine
 from promo_analysis.contract.spec import (
     ARM_CONTROL,
     CHANNELS,
@@ -24,7 +25,7 @@ from promo_analysis.contract.spec import (
     coerce_frame,
     conform,
 )
-from promo_analysis.contract.validation import DataContractError
+from promo_analysis.contract.validation import DataContractError, ValidationReport, validate
 
 __all__ = [
     "ARM_CONTROL",
@@ -45,4 +46,8 @@ __all__ = [
     "coerce_frame",
     "conform",
     "DataContractError",
+    "ValidationReport",
+    "validate",
+    "quarantine",
+    "QuarantineResult",
 ]

@@ -1,37 +1,286 @@
-"""Contract rules, each an engine (Ibis) expression selecting the rows that break it."""
+"""The rules of data contract v1, each an engine (Ibis) predicate over one table's rows.
+
+A rule belongs to the table whose rows break it (a shipment that redeems an expired coupon
+breaks a ``shipments`` rule). Rules are evaluated on a *check table*: the raw table with its
+contract columns converted (:func:`~promo_analysis.contract.spec.conform`), the raw text of
+converted columns kept as ``__raw_<column>``, the number of rows sharing the key
+(``__n_key``) and, for shipments, the attributes of the redeemed coupon (``__coupon_*``). All
+predicates of a table are counted in one engine query; nothing pulls a whole table into pandas.
+
+Rule names (the ``rule`` column of a validation report):
+
+========================  ================================================================
+``missing_table``         a required table (regions, customers, shipments) is absent
+``missing_column``        a contract column is absent from a table that is present
+``parse``                 a value does not convert to the column's contract type
+``not_null``              a value is missing in a column that must not have missing values
+``category``              a value outside the column's vocabulary
+``unique_key``            rows sharing a key (every row of a duplicated key fails)
+``foreign_key``           a value with no matching row in the referenced table
+(table-specific)          see :data:`ROW_RULES`
+========================  ================================================================
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import ibis
 import ibis.expr.types as ir
 
-from promo_analysis.contract.spec import CONTRACT, _same_type, cast_column
+from promo_analysis.contract.spec import CONTRACT, MISSING_TOKENS, _same_type, cast_column
 
 if TYPE_CHECKING:
     from promo_analysis.dataset import Dataset
 
-__all__ = ["parse_failures", "parse_failing_rows"]
+__all__ = [
+    "Rule",
+    "ROW_RULES",
+    "MONEY_TOLERANCE",
+    "MISSING_TOKENS",
+    "check_table",
+    "table_rules",
+    "parse_failures",
+]
+
+#: ``revenue = list_price - discount`` and ``discount = face_value`` hold within this (yuan).
+MONEY_TOLERANCE = 0.01
+_EPS = 1e-9  # float noise: 0.1 + 0.2 != 0.3
+
+Predicate = Callable[[ir.Table, Mapping[str, ir.Table]], ir.BooleanValue]
 
 
-def parse_failing_rows(raw: ir.Table, table: str, column: str) -> ir.Table:
-    """Rows of ``raw`` whose ``column`` has a value that does not convert to its contract type."""
-    dtype = CONTRACT[table].columns[column].dtype
-    value = raw[column]
-    cast = cast_column(value, dtype)
-    present = value.notnull()
-    if value.type().is_string():
-        # blank text is a missing value, not a bad one
-        present = present & (value.strip() != "")
-    return raw.filter(present & cast.isnull())
+@dataclass(frozen=True)
+class Rule:
+    """One contract rule of one table.
+
+    ``predicate(check, tables)`` is True on the rows of ``check`` (the table's check table)
+    that break the rule; ``tables`` are the dataset's conformed tables (for foreign keys).
+    ``show`` names the check-table column whose value is shown in examples.
+    """
+
+    table: str
+    rule: str
+    column: str
+    message: str
+    needs: tuple[str, ...]
+    predicate: Predicate
+    show: str | None = None
+    refs: tuple[str, ...] = ()
 
 
+def _missing(value: ir.Column, dtype: str) -> ir.BooleanValue:
+    """Missing: null, blank text, NaN, or (in a non-text column) a token such as 'NA'."""
+    out = value.isnull()
+    t = value.type()
+    if t.is_string():
+        text = value.strip().lower()
+        tokens = ("",) if dtype == "string" else MISSING_TOKENS
+        out = out | text.isin(tokens)
+    elif t.is_floating():
+        out = out | value.isnan()
+    return out
+
+
+def _fails(expr: ir.BooleanValue) -> ir.BooleanValue:
+    # a comparison with a missing value is not a failure of that rule (not_null/parse cover it)
+    return expr.fill_null(False)
+
+
+# ----------------------------------------------------------------------- table-specific rules
+def _r(table, rule, column, message, needs, predicate, refs=(), show=None) -> Rule:
+    return Rule(table, rule, column, message, tuple(needs), predicate, show, tuple(refs))
+
+
+ROW_RULES: tuple[Rule, ...] = (
+    _r("shipments", "list_price_nonnegative", "list_price", "list_price must be >= 0 yuan",
+       ["list_price"], lambda t, _: t.list_price < 0, show="list_price"),
+    _r("shipments", "discount_range", "discount", "discount must be in [0, list_price]",
+       ["discount", "list_price"],
+       lambda t, _: (t.discount < 0) | (t.discount > t.list_price + _EPS), show="discount"),
+    _r("shipments", "revenue_formula", "revenue",
+       f"revenue must equal list_price - discount (within {MONEY_TOLERANCE} yuan)",
+       ["revenue", "list_price", "discount"],
+       lambda t, _: (t.revenue - (t.list_price - t.discount)).abs() > MONEY_TOLERANCE + _EPS,
+       show="revenue"),
+    _r("shipments", "coupon_redeemed_once", "coupon_id",
+       "a coupon is redeemed at most once (every shipment of a reused coupon fails)",
+       ["coupon_id"], lambda t, _: t.__coupon_uses > 1, show="coupon_id"),
+    _r("shipments", "coupon_validity", "sent_at",
+       "a coupon is redeemed inside its validity (issued_at <= sent_at <= expires_at)",
+       ["sent_at", "coupon_id"],
+       lambda t, _: (t.sent_at < t.__coupon_issued_at) | (t.sent_at > t.__coupon_expires_at),
+       refs=["coupons"], show="coupon_id"),
+    _r("shipments", "coupon_threshold", "list_price",
+       "a coupon is redeemed only on a shipment with list_price >= the coupon's threshold",
+       ["list_price", "coupon_id"],
+       lambda t, _: t.list_price < t.__coupon_threshold - _EPS, refs=["coupons"],
+       show="coupon_id"),
+    _r("shipments", "coupon_discount", "discount",
+       f"the discount of a coupon shipment equals the coupon's face_value "
+       f"(within {MONEY_TOLERANCE} yuan)",
+       ["discount", "coupon_id"],
+       lambda t, _: (t.discount - t.__coupon_face_value).abs() > MONEY_TOLERANCE + _EPS,
+       refs=["coupons"], show="coupon_id"),
+    _r("coupons", "validity_order", "expires_at", "expires_at must be >= issued_at",
+       ["issued_at", "expires_at"], lambda t, _: t.expires_at < t.issued_at, show="expires_at"),
+    _r("coupons", "threshold_nonnegative", "threshold", "threshold must be >= 0 yuan",
+       ["threshold"], lambda t, _: t.threshold < 0, show="threshold"),
+    _r("coupons", "face_value_positive", "face_value", "face_value must be > 0 yuan",
+       ["face_value"], lambda t, _: t.face_value <= 0, show="face_value"),
+    _r("campaigns", "date_order", "end_date", "end_date must be >= start_date",
+       ["start_date", "end_date"], lambda t, _: t.end_date < t.start_date, show="end_date"),
+    _r("campaigns", "coupon_threshold_nonnegative", "coupon_threshold",
+       "coupon_threshold must be >= 0 yuan", ["coupon_threshold"],
+       lambda t, _: t.coupon_threshold < 0, show="coupon_threshold"),
+    _r("campaigns", "coupon_face_value_positive", "coupon_face_value",
+       "coupon_face_value must be > 0 yuan", ["coupon_face_value"],
+       lambda t, _: t.coupon_face_value <= 0, show="coupon_face_value"),
+    _r("campaigns", "fixed_cost_nonnegative", "fixed_cost", "fixed_cost must be >= 0 yuan",
+       ["fixed_cost"], lambda t, _: t.fixed_cost < 0, show="fixed_cost"),
+    _r("survey", "weight_positive", "weight", "weight must be > 0", ["weight"],
+       lambda t, _: t.weight <= 0, show="weight"),
+    _r("survey", "satisfaction_range", "satisfaction", "satisfaction must be in 1..5",
+       ["satisfaction"], lambda t, _: (t.satisfaction < 1) | (t.satisfaction > 5),
+       show="satisfaction"),
+)
+
+
+# ----------------------------------------------------------------------- check tables
 def _cast_columns(raw: ir.Table, table: str) -> list[str]:
     spec = CONTRACT[table]
     return [
         c for c, col in spec.columns.items()
         if c in raw.columns and not _same_type(raw[c].type(), col.dtype)
     ]
+
+
+def _coupon_attributes(coupons: ir.Table) -> ir.Table | None:
+    needed = {"coupon_id", "issued_at", "expires_at", "threshold", "face_value"}
+    if not needed <= set(coupons.columns):
+        return None
+    c = coupons.filter(coupons.coupon_id.notnull())
+    # only coupons with a unique id: a duplicated coupon id is the coupons table's
+    # unique_key violation, and joining on it would multiply shipments
+    c = c.mutate(__n=c.coupon_id.count().over(ibis.window(group_by=[c.coupon_id])))
+    c = c.filter(c.__n == 1)
+    return c.select(
+        __coupon_key=c.coupon_id,
+        __coupon_issued_at=c.issued_at,
+        __coupon_expires_at=c.expires_at,
+        __coupon_threshold=c.threshold,
+        __coupon_face_value=c.face_value,
+    )
+
+
+def check_table(raw: ir.Table, table: str, tables: Mapping[str, ir.Table]) -> ir.Table:
+    """The table on which ``table``'s rules are evaluated (see the module docstring).
+
+    Parameters
+    ----------
+    raw : ibis Table
+        The table as read (any extra columns, e.g. a quarantine row id, are carried along).
+    table : str
+    tables : mapping
+        The dataset's conformed tables (``coupons`` is joined to ``shipments``).
+    """
+    from promo_analysis.contract.spec import conform
+
+    spec = CONTRACT[table]
+    copies = {f"__raw_{c}": raw[c] for c in _cast_columns(raw, table)}
+    t = conform(raw.mutate(**copies) if copies else raw, table)
+    if all(k in t.columns for k in spec.key):
+        keys = [t[k] for k in spec.key]
+        t = t.mutate(__n_key=t[spec.key[0]].count().over(ibis.window(group_by=keys)))
+    if table == "shipments" and "coupon_id" in t.columns:
+        t = t.mutate(__coupon_uses=t.coupon_id.count().over(ibis.window(group_by=[t.coupon_id])))
+        coupons = tables.get("coupons")
+        attrs = _coupon_attributes(coupons) if coupons is not None else None
+        if attrs is not None:
+            t = t.left_join(attrs, t.coupon_id == attrs.__coupon_key).drop("__coupon_key")
+    return t
+
+
+def table_rules(table: str, check: ir.Table, present: Mapping[str, ir.Table]) -> tuple[
+    list[Rule], list[tuple[str, str, str, str]]
+]:
+    """The rules that apply to ``table`` given the columns and tables present.
+
+    Returns ``(rules, skipped)`` where ``skipped`` lists ``(table, column, rule, reason)`` for
+    rules that cannot be evaluated (an optional referenced table is absent).
+    """
+    spec = CONTRACT[table]
+    cols = set(check.columns)
+    rules: list[Rule] = []
+    skipped: list[tuple[str, str, str, str]] = []
+    for c, col in spec.columns.items():
+        if c not in cols:
+            continue
+        raw_c = f"__raw_{c}"
+        if raw_c in cols:
+            rules.append(_r(
+                table, "parse", c, f"{c} must be a {col.dtype} value", [c],
+                lambda t, _, c=c, raw_c=raw_c, d=col.dtype: ~_missing(t[raw_c], d)
+                & t[c].isnull(),
+                show=raw_c,
+            ))
+        if not col.nullable:
+            source = raw_c if raw_c in cols else c
+            rules.append(_r(
+                table, "not_null", c, f"{c} must not be missing", [c],
+                lambda t, _, s=source, d=col.dtype: _missing(t[s], d),
+            ))
+        if col.categories:
+            allowed = ", ".join(col.categories)
+            rules.append(_r(
+                table, "category", c, f"{c} must be one of: {allowed}", [c],
+                lambda t, _, c=c, cats=col.categories: ~t[c].isin(list(cats)), show=c,
+            ))
+        if col.references:
+            ref_t, ref_c = col.references
+            if ref_t not in present or ref_c not in present[ref_t].columns:
+                skipped.append((table, c, "foreign_key", f"table {ref_t} is not present"))
+                continue
+            rules.append(_r(
+                table, "foreign_key", c, f"every {c} must exist in {ref_t}.{ref_c}", [c],
+                lambda t, tabs, c=c, ref_t=ref_t, ref_c=ref_c: t[c].notnull()
+                & ~t[c].isin(tabs[ref_t][ref_c]),
+                refs=[ref_t], show=c,
+            ))
+    if "__n_key" in cols:
+        rules.append(_r(
+            table, "unique_key", ", ".join(spec.key),
+            f"the key ({', '.join(spec.key)}) must be unique", list(spec.key),
+            lambda t, _: t.__n_key > 1,
+        ))
+    for rule in ROW_RULES:
+        if rule.table != table or not set(rule.needs) <= cols:
+            continue
+        missing_refs = [r for r in rule.refs if r not in present]
+        if missing_refs:
+            skipped.append((table, rule.column, rule.rule,
+                            f"table {', '.join(missing_refs)} is not present"))
+            continue
+        if rule.refs == ("coupons",) and "__coupon_issued_at" not in cols:
+            skipped.append((table, rule.column, rule.rule, "coupons lacks required columns"))
+            continue
+        rules.append(rule)
+    return rules, skipped
+
+
+def failing(rule: Rule, check: ir.Table, tables: Mapping[str, ir.Table]) -> ir.BooleanValue:
+    """The rule's predicate on ``check``, with missing comparisons counted as passing."""
+    return _fails(rule.predicate(check, tables))
+
+
+# ----------------------------------------------------------------------- conversions only
+def parse_failing_rows(raw: ir.Table, table: str, column: str) -> ir.Table:
+    """Rows of ``raw`` whose ``column`` has a value that does not convert to its contract type."""
+    dtype = CONTRACT[table].columns[column].dtype
+    value = raw[column]
+    return raw.filter(~_missing(value, dtype) & cast_column(value, dtype).isnull())
 
 
 def parse_failures(ds: Dataset) -> list[tuple[str, str, int, object]]:

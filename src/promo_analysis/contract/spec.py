@@ -49,6 +49,10 @@ __all__ = [
     "TableSpec",
     "CONTRACT",
     "IBIS_TYPES",
+    "MISSING_TOKENS",
+    "TRUE_TOKENS",
+    "FALSE_TOKENS",
+    "cast_column",
     "coerce_frame",
     "conform",
 ]
@@ -397,28 +401,54 @@ def _same_type(actual, dtype: str) -> bool:
     return actual.is_string()
 
 
+#: text that means "missing" in a non-text column of a CSV export (compared case-insensitively)
+MISSING_TOKENS: tuple[str, ...] = ("", "nan", "na", "n/a", "null", "none", "#n/a")
+#: how yes/no is written in exports (Chinese Excel writes 是/否)
+TRUE_TOKENS: tuple[str, ...] = ("true", "t", "yes", "y", "1", "是", "真")
+FALSE_TOKENS: tuple[str, ...] = ("false", "f", "no", "n", "0", "否", "假")
+
+
 def cast_column(value: ir.Column, dtype: str) -> ir.Column:
-    """``value`` converted in the engine to the contract ``dtype``; unconvertible -> null."""
-    if _same_type(value.type(), dtype):
+    """``value`` converted in the engine to the contract ``dtype``; unconvertible -> null.
+
+    Text is stripped; in non-text columns the :data:`MISSING_TOKENS` are missing values, yes/no
+    are read from :data:`TRUE_TOKENS`/:data:`FALSE_TOKENS`, dates accept a time part
+    (``2022-01-05 00:00:00``) and ``/`` separators; NaN in a float column is missing.
+    """
+    actual = value.type()
+    if _same_type(actual, dtype):
         return value
-    if dtype == "date":
-        if value.type().is_timestamp():
-            return value.date()
-        # text such as "2022-01-05 00:00:00" is a valid date too
-        return value.cast("string").try_cast("timestamp").date()
-    if dtype == "timestamp" and value.type().is_date():
-        return value.cast("timestamp")
     if dtype == "string":
-        if value.type().is_floating():
+        if actual.is_floating():
             # an id column read as floats (1.0): integer-valued floats back to "1"
             return ibis.ifelse(
                 value == value.round(), value.round().cast("int64").cast("string"),
                 value.cast("string"),
             )
         return value.cast("string")
-    if dtype in ("float64", "int64", "bool") and value.type().is_string():
-        value = value.strip()
-    return value.try_cast(IBIS_TYPES[dtype])
+    if actual.is_string():
+        text = value.strip()
+        value = ibis.ifelse(text.lower().isin(MISSING_TOKENS), ibis.null("string"), text)
+        if dtype == "bool":
+            low = value.lower()
+            return ibis.ifelse(
+                low.isin(TRUE_TOKENS), True,
+                ibis.ifelse(low.isin(FALSE_TOKENS), False, ibis.null("boolean")),
+            )
+        if dtype == "date":
+            # text such as "2022-01-05 00:00:00" is a valid date too
+            return value.try_cast("timestamp").date()
+    elif dtype == "date" and actual.is_timestamp():
+        return value.date()
+    elif dtype == "timestamp" and actual.is_date():
+        return value.cast("timestamp")
+    elif dtype == "int64" and actual.is_floating():
+        # 4.0 (an integer column with gaps, stored as float) is 4; 4.5 is not an integer
+        return ibis.ifelse(value == value.round(), value.try_cast("int64"), ibis.null("int64"))
+    out = value.try_cast(IBIS_TYPES[dtype])
+    if dtype == "float64":
+        out = ibis.ifelse(out.isnan(), ibis.null("float64"), out)
+    return out
 
 
 def conform(raw: ir.Table, table: str) -> ir.Table:
@@ -426,7 +456,7 @@ def conform(raw: ir.Table, table: str) -> ir.Table:
 
     Contract columns are cast in the engine (values that do not convert become null; the
     ``parse`` rule of :func:`promo_analysis.validate` counts them). Extra columns are kept
-    unchanged, in their original order after the contract columns.
+    unchanged; the column order is the table's.
     """
     spec = _spec(table)
     casts = {

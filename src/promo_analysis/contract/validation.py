@@ -1,9 +1,253 @@
-"""Validation of a dataset against the data contract: ``validate`` and its report."""
+"""Validation of a dataset against the data contract: :func:`validate` and its report."""
 
 from __future__ import annotations
 
-__all__ = ["DataContractError"]
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from promo_analysis.contract.rules import Rule, check_table, failing, table_rules
+from promo_analysis.contract.spec import CONTRACT, REQUIRED_TABLES, TABLE_ORDER
+
+if TYPE_CHECKING:
+    from promo_analysis.dataset import Dataset
+
+__all__ = ["DataContractError", "ValidationReport", "validate", "ISSUE_COLUMNS", "N_EXAMPLES"]
+
+#: columns of :attr:`ValidationReport.issues`
+ISSUE_COLUMNS = ["table", "column", "rule", "rows_failing", "examples", "message"]
+#: how many example rows an issue shows
+N_EXAMPLES = 5
+#: rules that make a dataset unusable (nothing can be checked or quarantined without them)
+STRUCTURAL_RULES = ("missing_table", "missing_column")
 
 
 class DataContractError(ValueError):
     """A dataset breaks the data contract; the message lists every failing rule."""
+
+
+@dataclass
+class ValidationReport:
+    """What :func:`validate` found.
+
+    Attributes
+    ----------
+    issues : DataFrame
+        One row per failing rule: ``table, column, rule, rows_failing, examples, message``;
+        ``examples`` is a list of strings ``"<key>: <value>"`` of up to five failing rows.
+        Empty when the dataset satisfies the contract.
+    rows : dict
+        Rows per table checked.
+    rules_checked : dict
+        Number of rules evaluated per table.
+    skipped : DataFrame
+        Rules that could not be evaluated (``table, column, rule, reason``), e.g. the
+        foreign key of ``shipments.coupon_id`` when the optional ``coupons`` table is absent.
+    name : str
+        The dataset's name.
+    """
+
+    issues: pd.DataFrame
+    rows: dict[str, int] = field(default_factory=dict)
+    rules_checked: dict[str, int] = field(default_factory=dict)
+    skipped: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["table", "column", "rule", "reason"])
+    )
+    name: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when no rule fails."""
+        return self.issues.empty
+
+    @property
+    def unusable(self) -> bool:
+        """True when a required table or a contract column is missing."""
+        return bool(self.issues["rule"].isin(STRUCTURAL_RULES).any())
+
+    def summary(self) -> pd.DataFrame:
+        """Per table: rows, rules checked, rules failing, and the status."""
+        tables = [t for t in TABLE_ORDER if t in self.rows or t in set(self.issues["table"])]
+        out = []
+        for t in tables:
+            mine = self.issues[self.issues["table"] == t]
+            if t not in self.rows:
+                status = "missing"
+            else:
+                status = "ok" if mine.empty else "violations"
+            out.append(
+                {
+                    "table": t,
+                    "rows": self.rows.get(t),
+                    "rules_checked": self.rules_checked.get(t, 0),
+                    "rules_failing": len(mine),
+                    "status": status,
+                }
+            )
+        return pd.DataFrame(out).set_index("table")
+
+    def to_text(self) -> str:
+        """The report as readable lines (what the CLI prints)."""
+        n_tables = len(self.rows)
+        n_rules = sum(self.rules_checked.values())
+        head = f"dataset {self.name!r}: {n_tables} table(s), {n_rules} rule(s) checked"
+        if self.ok:
+            return head + ": OK, the data contract holds."
+        lines = [head + f": {len(self.issues)} rule(s) failing"]
+        for row in self.issues.itertuples(index=False):
+            where = f"{row.table}.{row.column}" if row.column else row.table
+            count = "" if pd.isna(row.rows_failing) else f": {int(row.rows_failing):,} row(s)"
+            lines.append(f"  [{row.rule}] {where}{count} -- {row.message}")
+            if row.examples:
+                lines.append(f"      e.g. {'; '.join(row.examples)}")
+        if not self.skipped.empty:
+            lines.append("not checked:")
+            for row in self.skipped.itertuples(index=False):
+                lines.append(f"  [{row.rule}] {row.table}.{row.column}: {row.reason}")
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`DataContractError` listing every failing rule, if any fails."""
+        if not self.ok:
+            raise DataContractError(self.to_text())
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        if self.ok:
+            return f"<ValidationReport {self.name!r}: ok, {len(self.rows)} tables>"
+        tables = ", ".join(dict.fromkeys(self.issues["table"]))
+        return f"<ValidationReport {self.name!r}: {len(self.issues)} rule(s) failing in {tables}>"
+
+    def _repr_html_(self) -> str:
+        title = f"Validation of {html.escape(self.name)}: " + (
+            "the data contract holds" if self.ok else f"{len(self.issues)} rule(s) failing"
+        )
+        parts = [f"<div><strong>{title}</strong>", self.summary().to_html()]
+        if not self.ok:
+            shown = self.issues.assign(examples=self.issues["examples"].map("; ".join))
+            parts.append(shown.to_html(index=False))
+        return "".join(parts) + "</div>"
+
+
+def _fmt_value(v: Any) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+        return "missing"
+    if isinstance(v, pd.Timestamp):
+        return str(v)
+    return repr(v.item() if hasattr(v, "item") else v)
+
+
+def _examples(frame: pd.DataFrame, key: tuple[str, ...], show: str | None) -> list[str]:
+    out = []
+    for _, row in frame.iterrows():
+        ids = [row[k] for k in key if k in row.index]
+        ident = "/".join("(missing id)" if pd.isna(i) else str(i) for i in ids) or "(row)"
+        out.append(f"{ident}: {_fmt_value(row[show])}" if show else ident)
+    return out
+
+
+def structural_issues(ds: Dataset) -> list[dict[str, Any]]:
+    """Missing required tables and missing contract columns."""
+    issues = []
+    for t in REQUIRED_TABLES:
+        if not ds.has(t):
+            issues.append(
+                {
+                    "table": t, "column": "", "rule": "missing_table", "rows_failing": None,
+                    "examples": [], "message": f"required table {t} is missing",
+                }
+            )
+    for t in TABLE_ORDER:
+        if not ds.has(t):
+            continue
+        have = set(ds.raw_table(t).columns)
+        for c in CONTRACT[t].columns:
+            if c not in have:
+                issues.append(
+                    {
+                        "table": t, "column": c, "rule": "missing_column", "rows_failing": None,
+                        "examples": [],
+                        "message": f"column {c} is missing (columns present: "
+                        f"{', '.join(sorted(have))})",
+                    }
+                )
+    return issues
+
+
+def evaluate(ds: Dataset, table: str, rules: list[Rule], check, tables) -> dict[str, int]:
+    """Count the failing rows of every rule of ``table`` in one engine query."""
+    if not rules:
+        return {}
+    aggs = {
+        f"r{i}": failing(rule, check, tables).cast("int64").sum() for i, rule in enumerate(rules)
+    }
+    aggs["__rows"] = check.count()
+    row = check.aggregate(**aggs).to_pandas().iloc[0]
+    counts = {f"r{i}": int(row[f"r{i}"] or 0) for i in range(len(rules))}
+    counts["__rows"] = int(row["__rows"])
+    return counts
+
+
+def validate(ds: Dataset, strict: bool = False) -> ValidationReport:
+    """Check ``ds`` against data contract v1.
+
+    Every rule runs in the engine: failing rows are counted and up to five examples are
+    fetched per failing rule; the table itself never leaves the engine.
+
+    Parameters
+    ----------
+    ds : Dataset
+    strict : bool
+        Raise :class:`DataContractError` (listing every failing rule) instead of returning a
+        report with issues.
+
+    Returns
+    -------
+    ValidationReport
+    """
+    issues = structural_issues(ds)
+    rows: dict[str, int] = {}
+    checked: dict[str, int] = {}
+    skipped: list[tuple[str, str, str, str]] = []
+    tables = {t: ds.table(t) for t in TABLE_ORDER if ds.has(t)}
+    for t in TABLE_ORDER:
+        if not ds.has(t):
+            continue
+        check = check_table(ds.raw_table(t), t, tables)
+        rules, skip = table_rules(t, check, tables)
+        skipped += skip
+        counts = evaluate(ds, t, rules, check, tables)
+        rows[t] = counts.get("__rows", int(check.count().to_pandas()))
+        checked[t] = len(rules)
+        key = CONTRACT[t].key
+        for i, rule in enumerate(rules):
+            n = counts[f"r{i}"]
+            if not n:
+                continue
+            cols = [k for k in key if k in check.columns]
+            if rule.show and rule.show not in cols:
+                cols.append(rule.show)
+            sample = check.filter(failing(rule, check, tables)).select(*cols).limit(N_EXAMPLES)
+            examples = _examples(sample.to_pandas(), key, rule.show)
+            issues.append(
+                {
+                    "table": t, "column": rule.column, "rule": rule.rule, "rows_failing": n,
+                    "examples": examples, "message": rule.message,
+                }
+            )
+    frame = pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+    frame["rows_failing"] = frame["rows_failing"].astype("Int64")
+    report = ValidationReport(
+        issues=frame,
+        rows=rows,
+        rules_checked=checked,
+        skipped=pd.DataFrame(skipped, columns=["table", "column", "rule", "reason"]),
+        name=str(ds.meta.get("name") or "unnamed"),
+    )
+    if strict:
+        report.raise_if_failed()
+    return report
