@@ -35,6 +35,7 @@ __all__ = [
     "THEMES",
     "KINDS",
     "SLOWDOWN_DAYS_BEFORE_EVE",
+    "PRE_SLOWDOWN_DAYS",
     "festival_calendar",
     "calendar_features",
     "spring_festival_date",
@@ -78,6 +79,8 @@ KINDS = ("festival", "holiday", "workday", "slowdown")
 
 #: the express slowdown starts this many days before Spring Festival's eve (see module doc).
 SLOWDOWN_DAYS_BEFORE_EVE = 7
+#: length of the New-Year goods (年货) peak right before the slowdown, in days
+PRE_SLOWDOWN_DAYS = 21
 
 # chinese_calendar's holiday names -> our festival keys. Holidays it names otherwise (the
 # one-off 2015 Anti-Fascist 70th anniversary day) are kept with key None so nothing is lost.
@@ -322,7 +325,9 @@ def calendar_features(
         ``date``, ``weekday`` (0 = Monday), ``is_weekend``, ``is_holiday`` (official day off),
         ``is_makeup_workday`` (调休), ``is_day_off`` (holiday, or weekend that is not a make-up
         workday), ``days_from_spring_festival`` (signed days to the nearest Spring Festival,
-        negative before it), ``is_slowdown`` and one 0/1 column ``festival_<key>`` per
+        negative before it), ``is_slowdown``, ``is_pre_slowdown`` (the 21 days before the
+        slowdown: the New-Year goods 年货 peak), ``is_ecommerce_returns`` (the 7 days after 618
+        and Double 11: returns and exchanges) and one 0/1 column ``festival_<key>`` per
         :data:`FESTIVALS` key, 1 on that festival day (``festival_spring_festival`` also on
         the eve). Flags are ``int8``.
     """
@@ -368,7 +373,19 @@ def calendar_features(
     diff = (days[:, None] - springs[None, :]).astype(int)
     nearest = np.abs(diff).argmin(axis=1)
     out["days_from_spring_festival"] = diff[np.arange(len(days)), nearest].astype("int16")
-    out["is_slowdown"] = flag(cal.loc[cal.kind == "slowdown", "date"])
+    slow = pd.DatetimeIndex(cal.loc[cal.kind == "slowdown", "date"].unique()).sort_values()
+    out["is_slowdown"] = idx.isin(slow).astype("int8")
+    # 年货 peak: New-Year goods are sent in the weeks before couriers go home
+    first_slow = slow[np.r_[True, np.diff(slow.values).astype("timedelta64[D]").astype(int) > 1]]
+    pre = [pd.date_range(d - pd.Timedelta(days=PRE_SLOWDOWN_DAYS), periods=PRE_SLOWDOWN_DAYS)
+           for d in first_slow]  # fmt: skip
+    out["is_pre_slowdown"] = idx.isin(pre[0].append(pre[1:]) if pre else []).astype("int8")
+    # e-commerce after-sales: returns and exchanges in the week after 618 and Double 11
+    shop = cal.loc[(cal.kind == "festival") & cal.key.isin(["shopping_618", "double_11"]), "date"]
+    after = [pd.date_range(d + pd.Timedelta(days=1), periods=7) for d in shop]
+    out["is_ecommerce_returns"] = idx.isin(after[0].append(after[1:]) if after else []).astype(
+        "int8"
+    )
     fest = cal[cal.kind == "festival"]
     for key in FESTIVALS:
         out[f"festival_{key}"] = flag(fest.loc[fest.key == key, "date"])

@@ -168,3 +168,13 @@ def test_calendar_features():
     )
     with pytest.raises(ValueError, match="not parseable"):
         C.calendar_features(pd.Series([None, "2022-01-01"]))
+
+
+def test_pre_slowdown_and_ecommerce_returns():
+    f = C.calendar_features(pd.date_range("2022-01-01", "2022-12-31")).set_index("date")
+    pre = f.index[f.is_pre_slowdown == 1]
+    # slowdown 2022 starts 2022-01-24; 2023's starts 2023-01-14 (eve 2023-01-21)
+    assert pre.min() == pd.Timestamp("2022-01-03") and len(pre) == 21 + 8
+    assert pre[20] == pd.Timestamp("2022-01-23") and pre[21] == pd.Timestamp("2022-12-24")
+    ret = f.index[f.is_ecommerce_returns == 1].strftime("%m-%d").tolist()
+    assert ret == [f"06-{d}" for d in range(19, 26)] + [f"11-{d}" for d in range(12, 19)]
