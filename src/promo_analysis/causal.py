@@ -124,11 +124,13 @@ def _prepare(
         )
     binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
     X = _encode(data, covariates)
-    warns = _separation_checks(X, t)
+    warns = _separation_checks(data, covariates, X, t)
     return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns)
 
 
-def _separation_checks(X: pd.DataFrame, t: np.ndarray) -> list[str]:
+def _separation_checks(
+    data: pd.DataFrame, covariates: Sequence[str], X: pd.DataFrame, t: np.ndarray
+) -> list[str]:
     """Complete separation by one covariate is an error; a level seen in one group a warning."""
     warns = []
     tb = t.astype(bool)
@@ -142,13 +144,16 @@ def _separation_checks(X: pd.DataFrame, t: np.ndarray) -> list[str]:
                 "there is no overlap, so no comparison is possible - drop the covariate if it "
                 "is a consequence of treatment, or restrict the data to a common range"
             )
-        if np.isin(np.unique(x), [0.0, 1.0]).all():
-            on = x == 1
-            k1 = int((on & tb).sum())
-            k0 = int((on & ~tb).sum())
+    for col in covariates:
+        s = data[col]
+        if pd.api.types.is_numeric_dtype(s) and not np.isin(s.unique(), [0, 1]).all():
+            continue  # levels only make sense for categories and 0/1 flags
+        tab = pd.crosstab(s.astype(str).to_numpy(), tb)
+        for level, row in tab.iterrows():
+            k1, k0 = int(row.get(True, 0)), int(row.get(False, 0))
             if k1 == 0 or k0 == 0:
                 warns.append(
-                    f"quasi-separation: all {k1 + k0:,} rows with {col} are "
+                    f"quasi-separation: all {k1 + k0:,} rows with {col}={level} are "
                     f"{'control' if k1 == 0 else 'treated'}; their propensity is 0 or 1 and "
                     "they fall outside the overlap (trimming removes them for ipw/aipw); "
                     "consider merging that level with another"
@@ -445,8 +450,7 @@ def _core(
 
     e = np.empty(len(t))
     if Xa.shape[1] == 0:  # no covariates: the propensity is the treated share
-        for train, test in splits:
-            e[test] = t[train].mean()
+        e[:] = t.mean()
     else:
         for train, test in splits:
             e[test] = _fit_predict_proba(ps_model, Xa[train], t[train], Xa[test], notes)
@@ -511,7 +515,8 @@ def _core(
                     raise ValueError(f"a training fold has no {'treated' if arm else 'control'}"
                                      " rows; use fewer folds")
                 if Xa.shape[1] == 0:
-                    target[te] = y[rows].mean()
+                    # nothing to overfit: the full-sample arm mean (AIPW = difference in means)
+                    target[te] = y[keep & (t == arm)].mean()
                 else:
                     target[te] = _fit_predict_outcome(out_model, Xa[rows], y[rows], Xa[te],
                                                       prep.binary_outcome, notes)
