@@ -243,7 +243,7 @@ def test_coverage_at_nominal_rate_on_a_stratified_cluster_population():
     true_mean, true_share = pop_y.mean(), pop_b.mean()
     n_take = np.array([4, 6, 8, 5])
     hits_mean = hits_share = 0
-    reps = 300
+    reps = 200
     h_idx = np.repeat(np.arange(strata), n_take * m)
     for _ in range(reps):
         ys, bs, cs, ws = [], [], [], []
@@ -259,6 +259,6 @@ def test_coverage_at_nominal_rate_on_a_stratified_cluster_population():
         design = sv.Design(d, weights="w", strata="h", cluster="c", fpc="N")
         hits_mean += sv.mean(design, "y").covers(true_mean)
         hits_share += sv.proportion(design, "b", ci="logit").covers(true_share)
-    # binomial(300, 0.95): 99.9% of rates fall in [0.91, 0.985]
-    assert 0.91 <= hits_mean / reps <= 0.985
-    assert 0.91 <= hits_share / reps <= 0.985
+    # binomial(200, 0.95): 99.8% of rates fall in [0.905, 0.99]
+    assert 0.905 <= hits_mean / reps <= 0.99
+    assert 0.905 <= hits_share / reps <= 0.99

@@ -20,8 +20,20 @@ from promo_analysis.survey.design import (
     SurveyDesignError,
     survey_design,
 )
-from promo_analysis.survey.estimators import by, linearize, mean, proportion, total
-from promo_analysis.survey.linked import linked_behaviour
+from promo_analysis.survey.estimators import (
+    by,
+    linearize,
+    mean,
+    proportion,
+    total,
+    weighting_comparison,
+)
+from promo_analysis.survey.linked import (
+    LINKED_OUTCOMES,
+    linked_behaviour,
+    linked_outcomes,
+    survey_table,
+)
 from promo_analysis.survey.raking import RakeResult, rake
 from promo_analysis.survey.regression import SurveyGLMResult, glm
 
@@ -35,6 +47,7 @@ __all__ = [
     "proportion",
     "by",
     "linearize",
+    "weighting_comparison",
     "crosstab",
     "CrosstabResult",
     "glm",
@@ -42,4 +55,7 @@ __all__ = [
     "rake",
     "RakeResult",
     "linked_behaviour",
+    "linked_outcomes",
+    "survey_table",
+    "LINKED_OUTCOMES",
 ]

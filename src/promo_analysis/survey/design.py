@@ -193,14 +193,17 @@ class Design:
                 f"PSU count or sampling fraction); {int(bad.sum())} of {self.n} rows break the "
                 "rule" + _example(data, bad, [col])
             )
-        per = pd.Series(values).groupby(self.strata_codes)
-        if (per.nunique() > 1).any():
-            h = int(per.nunique().idxmax())
+        lo = np.full(self.n_strata, np.inf)
+        hi = np.full(self.n_strata, -np.inf)
+        np.minimum.at(lo, self.strata_codes, values)
+        np.maximum.at(hi, self.strata_codes, values)
+        if (hi > lo).any():
+            h = int(np.argmax(hi - lo))
             raise SurveyDesignError(
                 f"survey design: fpc column {col!r} must be constant within a stratum; stratum "
-                f"{self.strata_labels[h]!r} has {per.nunique().max()} different values"
+                f"{self.strata_labels[h]!r} has values from {lo[h]:g} to {hi[h]:g}"
             )
-        v = per.first().reindex(range(self.n_strata)).to_numpy()
+        v = lo
         n_h = self.psu_per_stratum.astype(float)
         # 1 is both "all sampled" (a fraction) and "one PSU in the population" (a count)
         if (v < 1).any() and (v > 1).any():

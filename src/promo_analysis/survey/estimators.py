@@ -24,7 +24,7 @@ from scipy import special, stats
 from promo_analysis.results import Estimate, TableResult
 from promo_analysis.survey.design import Design, SurveyDesignError
 
-__all__ = ["mean", "total", "proportion", "by", "linearize"]
+__all__ = ["mean", "total", "proportion", "by", "linearize", "weighting_comparison"]
 
 _STATS = ("mean", "total", "proportion")
 
@@ -303,3 +303,44 @@ def by(
     result.diagnostics["n_missing"] = values.n_missing
     result.diagnostics["n_missing_group"] = g_missing
     return result
+
+
+def weighting_comparison(
+    design: Design,
+    variables: list[str] | tuple[str, ...],
+    *,
+    ci: str = "logit",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Weighted (design-based) next to unweighted (naive SRS) estimates, one row per pair.
+
+    Boolean/0-1 variables are shares (``proportion`` with ``ci``), others means. The
+    unweighted estimate is what an analysis ignoring the design reports: equal weights, no
+    strata, no clusters. Columns: ``variable, analysis ("weighted"/"unweighted"), estimate,
+    se, ci_low, ci_high, n, deff, n_missing``.
+    """
+    naive = Design(design.data.assign(__equal_weight=1.0), weights="__equal_weight")
+    rows = []
+    for var in variables:
+        col = design.column(var)
+        binary = set(col.dropna().unique().tolist()) <= {False, True}
+        for name, d in (("weighted", design), ("unweighted", naive)):
+            if binary:
+                e = proportion(d, var, ci=ci, alpha=alpha)
+            else:
+                e = mean(d, var, alpha=alpha)
+            rows.append(
+                {
+                    "variable": var,
+                    "analysis": name,
+                    "statistic": "share" if binary else "mean",
+                    "estimate": e.estimate,
+                    "se": e.se,
+                    "ci_low": e.ci_low,
+                    "ci_high": e.ci_high,
+                    "n": e.n,
+                    "deff": e.extra.get("deff"),
+                    "n_missing": e.diagnostics.get("n_missing", 0),
+                }
+            )
+    return pd.DataFrame(rows)
