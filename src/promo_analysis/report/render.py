@@ -1,0 +1,389 @@
+"""Render the regional report of every region: inputs once, papermill per region, HTML, index.
+
+:func:`render_reports` validates every parameter before a kernel starts, aggregates the dataset
+once for all regions (:func:`~promo_analysis.report.inputs.build_inputs`), executes the template
+once per region (``workers`` at a time), exports each to offline HTML and writes
+``index.html``, ``manifest.json`` and the ``latest`` pointer. A failing region is recorded and
+does not stop the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promo_analysis.regions import REGIONS, region_names
+from promo_analysis.report.html import export_html, external_references, write_atomic
+from promo_analysis.report.inputs import build_inputs, dataset_regions, load_inputs
+from promo_analysis.report.params import (
+    LANGS,
+    Period,
+    ReportParameterError,
+    check_region_ids,
+    compare_period,
+    parse_period,
+    safe_child,
+)
+from promo_analysis.report.privacy import DEFAULT_K, find_identifiers
+
+__all__ = ["render_reports", "RunSummary", "RegionStatus", "default_template"]
+
+
+def default_template() -> Path:
+    """``notebooks/regional_report.ipynb`` of the source tree the package is installed from."""
+    return Path(__file__).resolve().parents[3] / "notebooks" / "regional_report.ipynb"
+
+
+@dataclass
+class RegionStatus:
+    """How one region's report went."""
+
+    region: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    html: Path | None = None
+    notebook: Path | None = None
+    error: str | None = None
+    stderr_outputs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "html": self.html.name if self.html else None,
+            "notebook": self.notebook.name if self.notebook else None,
+            "error": self.error,
+            "stderr_outputs": self.stderr_outputs,
+        }
+
+
+@dataclass
+class RunSummary:
+    """The outcome of :func:`render_reports`."""
+
+    run_id: str
+    folder: Path
+    index: Path
+    manifest: Path
+    regions: dict[str, RegionStatus] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every region rendered."""
+        return all(s.status == "ok" for s in self.regions.values())
+
+    @property
+    def failed(self) -> list[str]:
+        return [r for r, s in self.regions.items() if s.status != "ok"]
+
+    def __repr__(self) -> str:
+        n_ok = sum(s.status == "ok" for s in self.regions.values())
+        return (f"<RunSummary {self.run_id}: {n_ok}/{len(self.regions)} regions ok, "
+                f"{self.seconds:.1f} s, index={self.index}>")
+
+
+def _open(data: Any) -> tuple[Any, str]:
+    if hasattr(data, "table") and hasattr(data, "tables"):
+        return data, str(getattr(data, "path", "") or "<in-memory dataset>")
+    from promo_analysis import load_dataset
+
+    path = Path(data)
+    if not path.exists():
+        raise ReportParameterError(f"dataset folder {path} does not exist")
+    return load_dataset(path), str(path)
+
+
+def _default_period(ds: Any) -> Period:
+    """The calendar year of the last shipment (to that date when the year is incomplete)."""
+    s = ds.table("shipments")
+    last = s.sent_at.max().to_pandas()
+    if last is None:
+        raise ReportParameterError("the shipments table is empty: nothing to report on")
+    last = dt.datetime.fromisoformat(str(last)).date()
+    return Period(dt.date(last.year, 1, 1), last)
+
+
+def _new_run_folder(out: Path, stem: str) -> tuple[str, Path]:
+    """Create a fresh run folder; never reuse one (a suffix is added on a name clash)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        run_id = stem if i == 1 else f"{stem}-{i}"
+        folder = out / run_id
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, folder
+    raise RuntimeError(f"could not create a new run folder under {out}")
+
+
+def _point_latest(out: Path, run_id: str) -> None:
+    """Make ``out/latest`` point to the run: a relative symlink, or a file with the run id."""
+    link = out / "latest"
+    tmp = out / f".latest-{os.getpid()}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(run_id, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        if tmp.is_symlink():
+            tmp.unlink()
+        if link.is_symlink():
+            link.unlink()
+        write_atomic(link, run_id + "\n")
+
+
+def _identifiers(ds: Any, regions: list[str]) -> dict[str, set[str]]:
+    """Customer ids per region (what a report must never show)."""
+    c = ds.table("customers")
+    df = c.filter(c.region_id.isin(regions)).select("customer_id", "region_id").to_pandas()
+    return {r: set(df.loc[df["region_id"] == r, "customer_id"].astype(str)) for r in regions}
+
+
+def _render_one(
+    region: str,
+    template: Path,
+    folder: Path,
+    parameters: dict[str, Any],
+    identifiers: set[str],
+) -> RegionStatus:
+    import nbformat
+    import papermill as pm
+
+    start = time.perf_counter()
+    work = folder / ".work"
+    work.mkdir(exist_ok=True)
+    nb_work = work / f"{region}.ipynb"
+    html_path = safe_child(folder, f"{region}.html")
+    nb_path = safe_child(folder, f"{region}.ipynb")
+    try:
+        pm.execute_notebook(
+            str(template),
+            str(nb_work),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+            cwd=str(folder),
+        )
+        nb = nbformat.read(str(nb_work), as_version=4)
+        title = f"{region_names(region) if region in REGIONS else region} 地区报告 regional report"
+        text, dropped = export_html(nb, title=title)
+        leaked = find_identifiers(text, identifiers)
+        if leaked:
+            raise RuntimeError(
+                f"privacy check failed: {len(leaked)} customer id(s) appear in the report "
+                f"(e.g. {leaked[0]!r}); the HTML was not written"
+            )
+        external = external_references(text)
+        if external:
+            raise RuntimeError(f"the HTML references external resources: {external[:3]}")
+        os.replace(nb_work, nb_path)
+        write_atomic(html_path, text)
+        return RegionStatus(region, "ok", time.perf_counter() - start, html=html_path,
+                            notebook=nb_path, stderr_outputs=dropped)
+    except Exception as err:  # noqa: BLE001 - a failing region must not stop the others
+        failed_nb = None
+        if nb_work.exists():
+            failed_nb = safe_child(folder, f"{region}.failed.ipynb")
+            os.replace(nb_work, failed_nb)
+        message = _short_error(err)
+        return RegionStatus(region, "failed", time.perf_counter() - start, notebook=failed_nb,
+                            error=message)
+
+
+def _short_error(err: Exception) -> str:
+    ename = getattr(err, "ename", None)
+    evalue = getattr(err, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}"
+    last = traceback.format_exception_only(type(err), err)[-1].strip()
+    return last[:500]
+
+
+def _chart_b64(kpis: Any) -> str | None:
+    import matplotlib.pyplot as plt
+
+    from promo_analysis.plots.report import region_comparison_plot
+
+    if kpis.empty:
+        return None
+    shown = kpis.rename(columns={"revenue_current": "revenue_current",
+                                 "revenue_previous": "revenue_previous"})
+    ax = region_comparison_plot(shown)
+    buf = io.BytesIO()
+    ax.figure.savefig(buf, format="png", dpi=110)
+    plt.close(ax.figure)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def render_reports(
+    data: Any,
+    regions: list[str] | str | None = None,
+    out: str | Path = "reports",
+    template: str | Path | None = None,
+    workers: int = 2,
+    *,
+    period_start: Any = None,
+    period_end: Any = None,
+    compare_to: str | None = "previous_year",
+    lang: str = "zh",
+    k: int = DEFAULT_K,
+    progress: Callable[[str], None] | None = print,
+    validate: bool = True,
+) -> RunSummary:
+    """Render the regional report of every requested region into a new run folder.
+
+    Parameters
+    ----------
+    data : path or Dataset
+        The dataset folder (or an opened Dataset).
+    regions : list of str or comma-separated str, optional
+        Region ids (default: every region of the dataset's ``regions`` table).
+    out : path
+        Parent folder of the run folders; ``out/latest`` points to the newest run.
+    template : path, optional
+        The parameterised notebook (default ``notebooks/regional_report.ipynb``).
+    workers : int
+        Notebooks executed at the same time.
+    period_start, period_end : date-like, optional
+        The report period (default: the calendar year of the last shipment).
+    compare_to : str
+        ``"previous_year"`` (default), ``"none"`` or ``"YYYY-MM-DD..YYYY-MM-DD"``.
+    lang : {"zh", "en"}
+        Language of the labels (names are always shown in both).
+    k : int
+        Minimum number of customers a published cell or chart group must describe.
+    progress : callable, optional
+        Receives one line per finished region (``print`` by default; None for silence).
+    validate : bool
+        Run the data-contract validation for the data-quality section.
+
+    Returns
+    -------
+    RunSummary
+        Paths, per-region status and timings; ``summary.ok`` is False when a region failed.
+
+    Raises
+    ------
+    ReportParameterError
+        For an invalid parameter (unknown region, unsafe name, bad period, ...), before any
+        kernel starts and before the run folder is created.
+    """
+    t0 = time.perf_counter()
+    started = dt.datetime.now(dt.UTC)
+    if lang not in LANGS:
+        raise ReportParameterError(f"lang={lang!r}; use one of {LANGS}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ReportParameterError(f"workers must be a positive integer, got {workers!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ReportParameterError(f"k must be a positive integer, got {k!r}")
+    template = Path(template) if template is not None else default_template()
+    if not template.exists():
+        raise ReportParameterError(f"report template {template} does not exist")
+    if isinstance(regions, str):
+        regions = [r.strip() for r in regions.split(",") if r.strip()]
+
+    ds, data_label = _open(data)
+    known = dataset_regions(ds)
+    regions = check_region_ids(list(regions) if regions else known, known)
+    if period_start is None and period_end is None:
+        period = _default_period(ds)
+    elif period_start is None or period_end is None:
+        raise ReportParameterError("give both period_start and period_end, or neither")
+    else:
+        period = parse_period(period_start, period_end)
+    compare = compare_period(period, compare_to)
+
+    fingerprint = ds.fingerprint()
+    params = {
+        "period_start": period.as_strings()[0],
+        "period_end": period.as_strings()[1],
+        "compare_to": compare_to if compare_to is not None else "none",
+        "lang": lang,
+        "k": k,
+    }
+    stem = started.strftime("%Y%m%dT%H%M%SZ") + "-" + hashlib.sha256(
+        json.dumps([fingerprint, params, regions], sort_keys=True).encode()
+    ).hexdigest()[:6]
+    out = Path(out)
+    run_id, folder = _new_run_folder(out, stem)
+
+    report = None
+    if validate:
+        from promo_analysis import validate as validate_dataset
+
+        report = validate_dataset(ds, strict=False)
+    dataset_meta = dict(getattr(ds, "meta", {}) or {})
+    extra = {"fingerprint": fingerprint, "run_id": run_id,
+             "dataset_name": dataset_meta.get("name", "")}
+    folders = build_inputs(ds, regions, period, compare, folder / "inputs", validation=report,
+                           extra_meta=extra)
+    ids = _identifiers(ds, regions)
+
+    statuses: dict[str, RegionStatus] = {}
+    total = len(regions)
+
+    def job(region: str) -> RegionStatus:
+        p = {
+            "region": region,
+            "data": data_label,
+            "inputs": str(folders[region].resolve()),
+            **params,
+        }
+        return _render_one(region, template, folder, p, ids[region])
+
+    with ThreadPoolExecutor(max_workers=min(workers, total)) as pool:
+        futures = {pool.submit(job, r): r for r in regions}
+        for done, fut in enumerate(as_completed(futures), 1):
+            st = fut.result()
+            statuses[st.region] = st
+            if progress is not None:
+                where = st.html if st.status == "ok" else st.error
+                progress(f"[{done}/{total}] {st.region}: {st.status} in {st.seconds:.1f} s"
+                         f" -> {where}")
+    statuses = {r: statuses[r] for r in regions}
+    shutil.rmtree(folder / ".work", ignore_errors=True)
+
+    from promo_analysis import __version__
+    from promo_analysis.report.index import index_html, region_kpis
+
+    finished = dt.datetime.now(dt.UTC)
+    manifest = {
+        "run_id": run_id,
+        "package": {"name": "promo-analysis", "version": __version__},
+        "python": sys.version.split()[0],
+        "dataset": {"path": data_label, "fingerprint": fingerprint, "meta": dataset_meta},
+        "parameters": {**params, "regions": regions, "workers": workers,
+                       "template": str(template)},
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "status": "ok" if all(s.status == "ok" for s in statuses.values()) else "failed",
+        "regions": {r: s.to_dict() for r, s in statuses.items()},
+    }
+    kpis = region_kpis({r: load_inputs(folders[r]) for r in regions}, k=k)
+    index_path = write_atomic(folder / "index.html", index_html(manifest, kpis, _chart_b64(kpis)))
+    manifest["seconds"] = round(time.perf_counter() - t0, 3)
+    manifest_path = write_atomic(
+        folder / "manifest.json",
+        json.dumps(manifest, ensure_ascii=False, indent=2, default=str),
+    )
+    _point_latest(out, run_id)
+    return RunSummary(run_id, folder, index_path, manifest_path, statuses,
+                      seconds=time.perf_counter() - t0)
