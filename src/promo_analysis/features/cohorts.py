@@ -1,0 +1,274 @@
+"""Engine-side counts for retention: acquisition cohorts, time to second parcel, repeat windows.
+
+Each function reduces the shipments table inside the engine (Ibis expressions over DuckDB or
+Spark) and returns a small pandas frame: cohort x period counts, survival counts per duration,
+or per-customer repeat counts in fixed windows after the first parcel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from promo_analysis.features.customers import shipment_history
+
+__all__ = ["cohort_counts", "survival_table", "repeat_windows", "assignment_outcomes", "FREQ_UNITS"]
+
+#: pandas-style frequency -> (Ibis truncate unit, date-difference unit)
+FREQ_UNITS = {"D": ("D", "day"), "W": ("W", "week"), "M": ("M", "month"),
+              "Q": ("Q", "quarter"), "Y": ("Y", "year")}
+
+_SECONDS_PER_DAY = 86400.0
+
+
+def _shipments(ds: Any, columns: Sequence[str]) -> Any:
+    s = ds.table("shipments")
+    missing = [c for c in columns if c not in s.columns]
+    if missing:
+        raise ValueError(f"table 'shipments' lacks the column(s) {missing} "
+                         f"(it has {list(s.columns)})")
+    return s
+
+
+def _end_of_observation(ds: Any, s: Any, end: Any) -> pd.Timestamp:
+    """The observation end: ``end``, else the dataset's declared period end, else the last
+    shipment."""
+    if end is not None:
+        return pd.Timestamp(end)
+    period = (ds.meta or {}).get("period") if hasattr(ds, "meta") else None
+    if isinstance(period, dict) and period.get("end"):
+        # the declared end is a date: the whole day is observed
+        return pd.Timestamp(period["end"]) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+    if isinstance(period, (list, tuple)) and len(period) == 2:
+        return pd.Timestamp(period[1]) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+    return pd.Timestamp(s.sent_at.max().to_pandas())
+
+
+def _first_shipment(s: Any) -> Any:
+    """Per customer: first sent_at and whether the first parcel used a coupon."""
+    hist = shipment_history(s)
+    return hist.select("customer_id", "first_sent_at", "first_used_coupon", "second_sent_at")
+
+
+def _group_column(ds: Any, s: Any, first: Any, cohort_by: str | None) -> Any:
+    """Attach ``group`` to the per-customer first-shipment expression."""
+    if cohort_by is None:
+        return first.mutate(group=ibis.literal("all"))
+    if cohort_by == "first_used_coupon":
+        return first.mutate(group=ibis.ifelse(first.first_used_coupon == 1, "coupon",
+                                              "organic"))
+    c = ds.table("customers")
+    if cohort_by in c.columns:
+        j = first.join(c.select("customer_id", cohort_by), "customer_id")
+        return j.mutate(group=j[cohort_by].cast("string")).drop(cohort_by)
+    raise ValueError(f"cohort_by={cohort_by!r} is neither 'first_used_coupon' nor a column of "
+                     f"table 'customers' ({list(c.columns)})")
+
+
+def cohort_counts(
+    ds: Any,
+    freq: str = "M",
+    periods: int = 12,
+    cohort_by: str | None = None,
+) -> pd.DataFrame:
+    """Active customers of each acquisition cohort k periods after acquisition, in the engine.
+
+    A customer's cohort is the period (``freq``: ``D``, ``W``, ``M``, ``Q``, ``Y``) of their
+    first shipment; they are active in period ``k`` if they sent at least one parcel in the
+    k-th period after it (``k = 0`` is the cohort period itself, where everyone is active).
+
+    Parameters
+    ----------
+    ds : Dataset
+    freq : str
+    periods : int
+        Number of periods ``k = 0 .. periods - 1``.
+    cohort_by : str, optional
+        ``"first_used_coupon"`` (groups ``coupon`` / ``organic``) or a column of ``customers``.
+
+    Returns
+    -------
+    DataFrame
+        ``group, cohort, k, active, size, observed``: ``size`` is the cohort size and
+        ``observed`` is False for cells after the last observed period (their ``active`` count
+        is incomplete, so they show as missing, not as zero).
+    """
+    if freq not in FREQ_UNITS:
+        raise ValueError(f"freq must be one of {sorted(FREQ_UNITS)}, not {freq!r}")
+    if periods < 1:
+        raise ValueError(f"periods must be >= 1, got {periods}")
+    trunc, unit = FREQ_UNITS[freq]
+    s = _shipments(ds, ["customer_id", "sent_at", "shipment_id", "coupon_id"])
+    first = _group_column(ds, s, _first_shipment(s), cohort_by)
+    first = first.mutate(cohort=first.first_sent_at.truncate(trunc).date())
+    act = s.select(customer_id=s.customer_id, period=s.sent_at.truncate(trunc).date()).distinct()
+    j = act.join(first.select("customer_id", "group", "cohort"), "customer_id")
+    j = j.mutate(k=j.period.delta(j.cohort, unit=unit))
+    cells = (j.filter(j.k < periods).group_by(["group", "cohort", "k"])
+             .aggregate(active=j.customer_id.count()).to_pandas())
+    sizes = first.group_by(["group", "cohort"]).aggregate(size=first.customer_id.count())
+    sizes = sizes.to_pandas()
+    last = pd.Timestamp(s.sent_at.max().to_pandas()).to_period(freq)
+    return _complete_cells(cells, sizes, last, freq, periods)
+
+
+def _complete_cells(cells: pd.DataFrame, sizes: pd.DataFrame, last: pd.Period, freq: str,
+                    periods: int) -> pd.DataFrame:
+    """All (group, cohort, k) cells with zeros filled and the ``observed`` flag."""
+    sizes = sizes.copy()
+    sizes["cohort"] = pd.to_datetime(sizes["cohort"])
+    cells = cells.copy()
+    cells["cohort"] = pd.to_datetime(cells["cohort"])
+    grid = sizes.merge(pd.DataFrame({"k": range(periods)}), how="cross")
+    out = grid.merge(cells, on=["group", "cohort", "k"], how="left")
+    out["active"] = out["active"].fillna(0).astype("int64")
+    out["size"] = out["size"].astype("int64")
+    cp = out["cohort"].dt.to_period(freq)
+    out["observed"] = (cp.array.asi8 + out["k"].to_numpy()) <= last.ordinal
+    out = out.sort_values(["group", "cohort", "k"]).reset_index(drop=True)
+    return out[["group", "cohort", "k", "active", "size", "observed"]]
+
+
+def survival_table(
+    ds: Any,
+    by: Sequence[str] = ("first_used_coupon",),
+    end: Any = None,
+    resolution_days: float = 1.0,
+) -> pd.DataFrame:
+    """Time from first to second parcel, counted per duration in the engine (KM input).
+
+    Every customer with a first shipment contributes: ``event = 1`` with the time to the
+    second shipment, or ``event = 0`` censored at the end of observation. Durations are in
+    days, floored to multiples of ``resolution_days`` so that the result stays small.
+
+    Parameters
+    ----------
+    ds : Dataset
+    by : sequence of str
+        ``"first_used_coupon"`` (``coupon`` / ``organic``) and/or columns of ``customers``.
+    end : date-like, optional
+        End of observation (default: the dataset's period end, else the last shipment).
+    resolution_days : float
+
+    Returns
+    -------
+    DataFrame
+        ``<by...>, duration, event, count`` -- feed it to ``retention.kaplan_meier(...,
+        weights="count")``.
+    """
+    if resolution_days <= 0:
+        raise ValueError("resolution_days must be > 0")
+    s = _shipments(ds, ["customer_id", "sent_at", "shipment_id", "coupon_id"])
+    end_ts = _end_of_observation(ds, s, end)
+    first = _first_shipment(s)
+    by = list(by)
+    for b in by:
+        if b == "first_used_coupon":
+            first = first.mutate(first_used_coupon=ibis.ifelse(first.first_used_coupon == 1,
+                                                               "coupon", "organic"))
+    extra = [b for b in by if b != "first_used_coupon"]
+    if extra:
+        c = ds.table("customers")
+        missing = [b for b in extra if b not in c.columns]
+        if missing:
+            raise ValueError(f"by={missing}: not columns of table 'customers'")
+        first = first.join(c.select("customer_id", *extra), "customer_id")
+    end_lit = ibis.literal(end_ts.to_pydatetime())
+    observed = first.second_sent_at.notnull() & (first.second_sent_at <= end_lit)
+    stop = ibis.ifelse(observed, first.second_sent_at, end_lit)
+    secs = stop.epoch_seconds() - first.first_sent_at.epoch_seconds()
+    step = resolution_days * _SECONDS_PER_DAY
+    t = first.filter(first.first_sent_at <= end_lit).mutate(
+        duration=(secs / step).floor() * resolution_days,
+        event=observed.cast("int8"),
+    )
+    out = t.group_by([*by, "duration", "event"]).aggregate(count=t.customer_id.count())
+    out = out.to_pandas().sort_values([*by, "duration", "event"]).reset_index(drop=True)
+    out["duration"] = out["duration"].astype(float)
+    return out
+
+
+def repeat_windows(
+    ds: Any,
+    window_days: Sequence[int] = (30, 90, 180),
+    end: Any = None,
+) -> pd.DataFrame:
+    """Per customer: later parcels (after the first) and those sent without a coupon, within
+    each window after the first parcel and over the whole observation.
+
+    Returns one row per customer who sent, with ``customer_id, first_sent_at,
+    first_used_coupon, observed_days`` (first parcel to end of observation) and, for each
+    window ``w`` and for ``all``: ``later_w`` and ``later_nocoupon_w``. A window's counts
+    are only complete when ``observed_days >= w``; the caller must restrict to those.
+    """
+    s = _shipments(ds, ["customer_id", "sent_at", "shipment_id", "coupon_id"])
+    end_ts = _end_of_observation(ds, s, end)
+    end_lit = ibis.literal(end_ts.to_pydatetime())
+    first = _first_shipment(s).select("customer_id", "first_sent_at", "first_used_coupon")
+    j = s.filter(s.sent_at <= end_lit).select("customer_id", "sent_at", "shipment_id",
+                                              "coupon_id").join(first, "customer_id")
+    # rank 0 is the first parcel (ties on sent_at broken by shipment_id, as in
+    # shipment_history); every other parcel is "later"
+    j = j.mutate(
+        _days=(j.sent_at.epoch_seconds() - j.first_sent_at.epoch_seconds()) / _SECONDS_PER_DAY,
+        _later=ibis.row_number().over(group_by=j.customer_id,
+                                      order_by=[j.sent_at, j.shipment_id]) > 0,
+    )
+    aggs: dict[str, Any] = {}
+    nocoupon = j.coupon_id.isnull()
+    for w in window_days:
+        inside = j._later & (j._days <= w)
+        aggs[f"later_{w}"] = inside.cast("int64").sum()
+        aggs[f"later_nocoupon_{w}"] = (inside & nocoupon).cast("int64").sum()
+    aggs["later_all"] = j._later.cast("int64").sum()
+    aggs["later_nocoupon_all"] = (j._later & nocoupon).cast("int64").sum()
+    out = j.group_by(["customer_id", "first_sent_at", "first_used_coupon"]).aggregate(**aggs)
+    out = out.to_pandas().sort_values("customer_id").reset_index(drop=True)
+    out["first_used_coupon"] = out["first_used_coupon"].astype(bool)
+    out["observed_days"] = (end_ts - pd.to_datetime(out["first_sent_at"])).dt.total_seconds() / (
+        _SECONDS_PER_DAY)
+    return out
+
+
+def assignment_outcomes(
+    ds: Any,
+    window_days: Sequence[int] = (30, 90, 180),
+    end: Any = None,
+) -> pd.DataFrame:
+    """Per randomized unit: parcels sent and parcels sent without a coupon within each window
+    after assignment (``assignments`` joined to ``shipments`` in the engine).
+
+    Returns ``experiment_id, customer_id, arm, assigned_at, observed_days`` and, for each
+    window ``w``, ``parcels_w`` and ``nocoupon_w``. Counts for a window are complete only
+    when ``observed_days >= w``.
+    """
+    if not ds.has("assignments"):
+        raise ValueError("the dataset has no 'assignments' table (no randomized test)")
+    a = ds.table("assignments")
+    missing = [c for c in ("experiment_id", "customer_id", "arm", "assigned_at")
+               if c not in a.columns]
+    if missing:
+        raise ValueError(f"table 'assignments' lacks the column(s) {missing}")
+    s = _shipments(ds, ["customer_id", "sent_at", "coupon_id"])
+    end_ts = _end_of_observation(ds, s, end)
+    end_lit = ibis.literal(end_ts.to_pydatetime())
+    s = s.filter(s.sent_at <= end_lit).select("customer_id", "sent_at", "coupon_id")
+    j = a.select("experiment_id", "customer_id", "arm", "assigned_at").left_join(
+        s, "customer_id")
+    days = (j.sent_at.epoch_seconds() - j.assigned_at.epoch_seconds()) / _SECONDS_PER_DAY
+    aggs: dict[str, Any] = {}
+    for w in window_days:
+        inside = j.sent_at.notnull() & (days >= 0) & (days <= w)
+        aggs[f"parcels_{w}"] = inside.cast("int64").sum()
+        aggs[f"nocoupon_{w}"] = (inside & j.coupon_id.isnull()).cast("int64").sum()
+    out = j.group_by(["experiment_id", "customer_id", "arm", "assigned_at"]).aggregate(**aggs)
+    out = out.to_pandas().sort_values(["experiment_id", "customer_id"]).reset_index(drop=True)
+    for c in out.columns:
+        if c.startswith(("parcels_", "nocoupon_")):
+            out[c] = out[c].fillna(0).astype("int64")
+    out["observed_days"] = (end_ts - pd.to_datetime(out["assigned_at"])).dt.total_seconds() / (
+        _SECONDS_PER_DAY)
+    return out
