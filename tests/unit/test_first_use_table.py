@@ -41,11 +41,11 @@ def _shipments(rows):
 
 
 def tiny_frames():
-    ids = ["a", "b", "c", "d", "e", "f", "g", "x"]
+    ids = ["a", "b", "c", "d", "e", "f", "g", "x", "h"]
     customers = pd.DataFrame(
         {
             "customer_id": ids,
-            "region_id": ["guangxi"] * 8,
+            "region_id": ["guangxi"] * 8 + ["shanxi"],
             "known_since": pd.to_datetime(
                 [
                     "2021-01-01",
@@ -54,6 +54,7 @@ def tiny_frames():
                     "2021-01-01",
                     "2021-05-01",
                     "2021-02-01",
+                    "2021-01-01",
                     "2021-01-01",
                     "2021-01-01",
                 ]
@@ -67,9 +68,10 @@ def tiny_frames():
                 "residential",
                 "office",
                 "campus",
+                "mall",
             ],
-            "wechat_contact": [True, False, True, False, True, False, True, False],
-            "parcels_received": [1, 2, 3, 4, 5, 6, 7, 8],
+            "wechat_contact": [True, False, True, False, True, False, True, False, True],
+            "parcels_received": [1, 2, 3, 4, 5, 6, 7, 8, 9],
         }
     )
     shipments = _shipments(
@@ -87,20 +89,32 @@ def tiny_frames():
             ["s6", "x", "2021-03-01", 30.0, 0.0, None],
             # b: first parcel exactly 30 days after its coupon: OUTSIDE [index, index + 30 d)
             ["s7", "b", "2021-05-01", 25.0, 0.0, None],
+            # h (Shanxi): first parcel at 07:00 on the day of its coupon (issued 08:30): the
+            # table counts in whole days, so h is a treated prospect who sent on day 0
+            ["s8", "h", "2021-06-01 07:00", 18.0, 0.0, None],
         ]
     )
     coupons = pd.DataFrame(
         {
-            "coupon_id": ["k1", "k1b", "k2", "k3", "k4", "k5"],
-            "customer_id": ["a", "a", "b", "d", "g", None],
+            "coupon_id": ["k1", "k1b", "k2", "k3", "k4", "k5", "k6"],
+            "customer_id": ["a", "a", "b", "d", "g", None, "h"],
             "issued_at": pd.to_datetime(
-                ["2021-02-01", "2021-03-01", "2021-04-01", "2021-02-01", "2021-12-20", "2021-06-01"]
+                [
+                    "2021-02-01 09:00",
+                    "2021-03-01",
+                    "2021-04-01",
+                    "2021-02-01",
+                    "2021-12-20",
+                    "2021-06-01",
+                    "2021-06-01 08:30",
+                ],
+                format="ISO8601",
             ),
             "expires_at": T("2022-12-31"),
-            "threshold": [12.0, 21.0, 21.0, 12.0, 12.0, 12.0],
-            "face_value": [3.0, 5.0, 5.0, 3.0, 3.0, 3.0],
+            "threshold": [12.0, 21.0, 21.0, 12.0, 12.0, 12.0, 12.0],
+            "face_value": [3.0, 5.0, 5.0, 3.0, 3.0, 3.0, 3.0],
             "issue_channel": "wechat",
-            "campaign_id": pd.Series([None] * 6, dtype="string"),
+            "campaign_id": pd.Series([None] * 7, dtype="string"),
         }
     )
     assignments = pd.DataFrame(
@@ -125,19 +139,25 @@ def table():
 
 
 def test_rows_and_columns(table):
-    # treated a, b; controls c, f (eligible for a pool date); d, e, g, x are not rows
-    assert sorted(table.index) == ["a", "b", "c", "f"]
+    # treated a, b, h; controls c, f (eligible for a pool date); d, e, g, x are not rows
+    assert sorted(table.index) == ["a", "b", "c", "f", "h"]
     assert list(table.reset_index().columns[: len(FIRST_USE_COLUMNS)]) == FIRST_USE_COLUMNS
 
 
 def test_treated_index_is_first_coupon_while_eligible(table):
     a = table.loc["a"]
     assert a.got_coupon == 1 and a.design == "12-3" and a.coupon_id == "k1"
-    assert a.index_date == T("2021-02-01")
+    assert a.index_date == T("2021-02-01")  # the day of issue (issued at 09:00)
     assert a.sent_within_window == 1
     assert a.first_revenue == 17.0 and a.revenue_within_window == 17.0
     assert a.days_to_first_send == 9.0
     assert a.tenure_days == 31
+
+
+def test_same_day_parcel_counts(table):
+    h = table.loc["h"]
+    assert h.got_coupon == 1 and h.index_date == T("2021-06-01")
+    assert h.sent_within_window == 1 and h.days_to_first_send == 0
 
 
 def test_window_is_half_open(table):

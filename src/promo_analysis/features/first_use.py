@@ -10,6 +10,10 @@ coupon or not, and see whether they send a first parcel within ``window_days``.
   date drawn (seeded) from the empirical distribution of the treated index dates of their
   region, restricted to dates on which they were eligible. Controls with no such date are
   excluded and counted.
+* Time is counted in whole days, as the simulator and the couriers' records do: the index
+  date is the day of issue; a prospect is eligible on day ``d`` if known on or before ``d`` and
+  without a parcel on an earlier day; the outcome window is days ``d .. d + window_days - 1``.
+  A first parcel on the issue day counts (the order of events within a day is not reliable).
 * Experiment participants (anyone in ``assignments``) are left out: their coupons were
   randomised, and :func:`experiment_table` builds their analysis table instead.
 
@@ -64,9 +68,10 @@ def design_code(threshold: Any, face_value: Any) -> Any:
     return f"{float(threshold):g}-{float(face_value):g}"
 
 
-def _as_timestamp(col: Any) -> Any:
-    # known_since may be a DATE and issued_at / sent_at TIMESTAMPs; compare them as timestamps.
-    return col.cast("timestamp")
+def _as_day(col: Any) -> Any:
+    # The table works in whole days (see the module notes): a DATE or TIMESTAMP column becomes
+    # the midnight that starts its day, so that dates and timestamps compare.
+    return col.cast("timestamp").truncate("D")
 
 
 def _data_end(ds: Any, as_of: Any) -> pd.Timestamp:
@@ -110,7 +115,7 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     )
     hist = shipment_history(s).select("customer_id", "first_sent_at", "first_revenue")
     hist = hist.rename(_hid="customer_id")
-    cust = c.mutate(_known=_as_timestamp(c.known_since))
+    cust = c.mutate(_known=_as_day(c.known_since))
     base = cust.left_join(hist, cust.customer_id == hist._hid).select(
         *[cust[col] for col in cust.columns], hist.first_sent_at, hist.first_revenue
     )
@@ -131,23 +136,26 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
         k = ds.table("coupons")
         _require(k, "coupons", ["coupon_id", "customer_id", "issued_at", "threshold", "face_value"])
         counts["anonymous_coupons"] = int(k.filter(k.customer_id.isnull()).count().to_pandas())
-        k = k.filter(k.customer_id.notnull()).mutate(_issued=_as_timestamp(k.issued_at))
+        k = k.filter(k.customer_id.notnull())
+        k = k.mutate(_issued_ts=k.issued_at.cast("timestamp"), _issued=_as_day(k.issued_at))
         kb = k.join(base, k.customer_id == base.customer_id).select(
             _kcid=k.customer_id,
             _issued=k._issued,
+            _issued_ts=k._issued_ts,
             _coupon_id=k.coupon_id,
             _threshold=k.threshold,
             _face=k.face_value,
             _known=base._known,
             _first_sent=base.first_sent_at,
         )
+        # eligible on the issue day: known by then, no parcel on an earlier day
         eligible = (kb._known <= kb._issued) & (
             kb._first_sent.isnull() | (kb._first_sent >= kb._issued)
         )
         counts["coupons_to_non_prospects"] = int(kb.filter(~eligible).count().to_pandas())
         el = kb.filter(eligible)
         el = el.mutate(
-            _rank=ibis.row_number().over(group_by=el._kcid, order_by=[el._issued, el._coupon_id])
+            _rank=ibis.row_number().over(group_by=el._kcid, order_by=[el._issued_ts, el._coupon_id])
         ).filter(lambda t: t._rank == 0)
         # Keep only the coupon's columns: same-named columns on both sides of a join are
         # ambiguous.
@@ -279,7 +287,9 @@ def first_use_table(
     inside = delay.notna() & (delay >= pd.Timedelta(0)) & (delay < window)
     out["sent_within_window"] = inside.astype("int64")
     out["revenue_within_window"] = np.where(inside, out["first_revenue"], 0.0)
-    out["days_to_first_send"] = delay.dt.total_seconds() / 86400.0
+    out["days_to_first_send"] = (
+        out["first_sent_at"].dt.normalize() - out["index_date"]
+    ).dt.days.astype("Int64")
     out["tenure_days"] = (out["index_date"] - out["_known"]).dt.days.astype("int64")
     out["got_coupon"] = out["got_coupon"].astype("int64")
     out["design"] = out["design"].astype(object).where(out["design"].notna(), None)
