@@ -229,7 +229,46 @@ class Dataset:
         )
 
 
+_EMPTY_DTYPES = {
+    "string": "string",
+    "float64": "float64",
+    "int64": "Int64",
+    "bool": "boolean",
+    "timestamp": "datetime64[ns]",
+    "date": "datetime64[ns]",
+}
+
+
+def _engine_ready(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Make object columns storable: all-missing columns get a type, mixed types become text.
+
+    A column of only missing values has no type the engine can store (it gets its contract
+    type, or string); an object column mixing e.g. ints and strings (common in Excel
+    exports) is stored as text, which ``conform`` then converts like a CSV column.
+    """
+    spec = CONTRACT.get(name)
+    out = None
+    for col in frame.columns:
+        s = frame[col]
+        if s.dtype != object:
+            continue
+        present = s.dropna()
+        if present.empty:
+            dtype = spec.columns[col].dtype if spec is not None and col in spec.columns else "string"
+            new = pd.Series(pd.NA, index=s.index, dtype=_EMPTY_DTYPES[dtype])
+        elif present.map(type).nunique() > 1:
+            new = s.map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+            new = new.where(s.notna(), None)
+        else:
+            continue
+        if out is None:
+            out = frame.copy()
+        out[col] = new
+    return frame if out is None else out
+
+
 def _memtable(name: str, frame: pd.DataFrame) -> ir.Table:
+    frame = _engine_ready(name, frame)
     try:
         return ibis.memtable(frame)
     except Exception as err:  # pyarrow raises several types; find the column for the message

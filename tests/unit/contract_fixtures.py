@@ -14,7 +14,11 @@ TS = pd.Timestamp
 
 
 def valid_frames() -> dict[str, pd.DataFrame]:
-    """The seven tables of a tiny valid dataset (2 regions, 4 customers, 6 shipments)."""
+    """The seven tables of a tiny valid dataset.
+
+    2 regions; 5 customers (0005 is a prospect who never sent); 2 campaigns; 4 coupons (K004
+    never redeemed); 6 shipments (3 with a coupon); 4 survey responses; 4 assignments.
+    """
     regions = pd.DataFrame(
         {
             "region_id": ["guangxi", "shanxi"],
@@ -24,13 +28,15 @@ def valid_frames() -> dict[str, pd.DataFrame]:
     )
     customers = pd.DataFrame(
         {
-            "customer_id": ["0001", "0002", "0003", "0004"],
-            "region_id": ["guangxi", "guangxi", "shanxi", "shanxi"],
-            "known_since": pd.to_datetime(["2021-12-01", "2022-01-02", "2021-06-30", "2022-02-01"]),
-            "segment": ["campus", "office", "residential", "other"],
-            "wechat_contact": [True, False, True, False],
+            "customer_id": ["0001", "0002", "0003", "0004", "0005"],
+            "region_id": ["guangxi", "guangxi", "shanxi", "shanxi", "guangxi"],
+            "known_since": pd.to_datetime(
+                ["2021-12-01", "2022-01-02", "2021-06-30", "2022-02-01", "2022-03-15"]
+            ),
+            "segment": ["campus", "office", "residential", "other", "hospital"],
+            "wechat_contact": [True, False, True, False, True],
             # an extra column: kept as a covariate
-            "age_band": ["18-24", "25-34", "35-44", None],
+            "age_band": ["18-24", "25-34", "35-44", None, "45-54"],
         }
     )
     campaigns = pd.DataFrame(
@@ -50,14 +56,24 @@ def valid_frames() -> dict[str, pd.DataFrame]:
     )
     coupons = pd.DataFrame(
         {
-            "coupon_id": ["K001", "K002", "K003"],
-            "campaign_id": ["C01", "C01", None],
-            "customer_id": ["0001", None, "0003"],
-            "issued_at": [TS("2022-04-01 09:00"), TS("2022-04-01 09:00"), TS("2022-01-05 10:00")],
-            "expires_at": [TS("2022-04-30 23:59"), TS("2022-04-30 23:59"), TS("2022-02-05 10:00")],
-            "threshold": [12.0, 12.0, 21.0],
-            "face_value": [3.0, 3.0, 5.0],
-            "issue_channel": ["wechat", "counter", "door_to_door"],
+            "coupon_id": ["K001", "K002", "K003", "K004"],
+            "campaign_id": ["C01", "C01", None, "C01"],
+            "customer_id": ["0001", None, "0003", None],
+            "issued_at": [
+                TS("2022-04-01 09:00"),
+                TS("2022-04-01 09:00"),
+                TS("2022-01-05 10:00"),
+                TS("2022-04-02 15:00"),
+            ],
+            "expires_at": [
+                TS("2022-04-30 23:59"),
+                TS("2022-04-30 23:59"),
+                TS("2022-02-05 10:00"),
+                TS("2022-04-30 23:59"),
+            ],
+            "threshold": [12.0, 12.0, 21.0, 12.0],
+            "face_value": [3.0, 3.0, 5.0, 3.0],
+            "issue_channel": ["wechat", "counter", "door_to_door", "wechat"],
         }
     )
     shipments = pd.DataFrame(

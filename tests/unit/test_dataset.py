@@ -43,7 +43,7 @@ def test_to_pandas_matches_input_and_contract_dtypes(ds):
     cust = ds.to_pandas("customers")
     assert cust["known_since"].dtype == "datetime64[ns]"
     assert cust["wechat_contact"].dtype == bool
-    assert cust["customer_id"].tolist() == ["0001", "0002", "0003", "0004"]
+    assert cust["customer_id"].tolist() == ["0001", "0002", "0003", "0004", "0005"]
     survey = ds.to_pandas("survey")
     assert str(survey["coupon_influenced"].dtype) == "boolean"
     assert str(survey["satisfaction"].dtype) == "Int64"
@@ -63,7 +63,8 @@ def test_round_trip_keeps_ids_chinese_and_types(ds, tmp_path, fmt):
         b = back.to_pandas(name).sort_values(a.columns[0], ignore_index=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
         assert list(a.dtypes.astype(str)) == list(b.dtypes.astype(str)), name
-    assert back.to_pandas("customers")["customer_id"].tolist() == ["0001", "0002", "0003", "0004"]
+    ids = back.to_pandas("customers")["customer_id"].tolist()
+    assert ids == ["0001", "0002", "0003", "0004", "0005"]
     assert back.to_pandas("regions")["name_zh"].tolist() == ["广西", "山西"]
     assert back.fingerprint() == load_dataset(path).fingerprint()
 

@@ -21,7 +21,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from promo_analysis.contract.rules import check_table, failing, table_rules
+from promo_analysis.contract.rules import check_table, failing, key_values, table_rules
 from promo_analysis.contract.spec import CONTRACT, TABLE_ORDER
 from promo_analysis.contract.validation import (
     DataContractError,
@@ -162,8 +162,8 @@ def quarantine(
                 ref_t, ref_c = col.references
                 cascade = (
                     check[c].notnull()
-                    & check[c].isin(tables[ref_t][ref_c])
-                    & ~check[c].isin(accepted[ref_t][ref_c])
+                    & check[c].isin(key_values(tables[ref_t], ref_c))
+                    & ~check[c].isin(key_values(accepted[ref_t], ref_c))
                 ).fill_null(False)
                 reasons = reasons + ibis.ifelse(cascade, f"cascade({c} -> rejected {ref_t}); ", "")
         flagged = check.mutate(__reasons=reasons)

@@ -94,8 +94,9 @@ class ValidationReport:
         n_rules = sum(self.rules_checked.values())
         head = f"dataset {self.name!r}: {n_tables} table(s), {n_rules} rule(s) checked"
         if self.ok:
-            return head + ": OK, the data contract holds."
-        lines = [head + f": {len(self.issues)} rule(s) failing"]
+            lines = [head + ": OK, the data contract holds."]
+        else:
+            lines = [head + f": {len(self.issues)} rule(s) failing"]
         for row in self.issues.itertuples(index=False):
             where = f"{row.table}.{row.column}" if row.column else row.table
             count = "" if pd.isna(row.rows_failing) else f": {int(row.rows_failing):,} row(s)"
@@ -221,7 +222,7 @@ def validate(ds: Dataset, strict: bool = False) -> ValidationReport:
         rules, skip = table_rules(t, check, tables)
         skipped += skip
         counts = evaluate(ds, t, rules, check, tables)
-        rows[t] = counts.get("__rows", int(check.count().to_pandas()))
+        rows[t] = counts["__rows"] if counts else int(check.count().to_pandas())
         checked[t] = len(rules)
         key = CONTRACT[t].key
         for i, rule in enumerate(rules):
