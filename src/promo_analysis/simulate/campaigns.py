@@ -1,0 +1,183 @@
+"""The themed campaign calendar and each campaign's true effect on sending.
+
+Each campaign ``c`` in region ``r`` has a true lift ``A`` (``effect_scale * campaign_strength_r *
+theme_lift * design_lift * 1.3^[targeted] * exp(noise)``): during the campaign the sending rate
+of the targeted customers is multiplied by ``1 + A`` and the first-send hazard of targeted
+prospects by ``1 + new_customer_lift * A``; in the ``post_days`` after it the sending rate is
+multiplied by ``1 - dip`` with ``dip * post_days = pull_forward * A * duration`` (pull-forward).
+National campaigns (``region_id`` null) run in every simulated region with a region-specific lift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from promo_analysis.calendar import THEMES, festival_calendar
+
+from .scenario import Scenario
+from .timeline import Timeline
+
+__all__ = ["Campaign", "campaign_calendar", "campaigns_frame"]
+
+
+@dataclass
+class Campaign:
+    """One campaign as it runs in one region (national campaigns: one per region)."""
+
+    campaign_id: str
+    name: str
+    region_id: str  # where it runs (for national ones: this copy's region)
+    national: bool
+    theme: str
+    start: int  # day index, inclusive
+    end: int  # day index, inclusive
+    threshold: float
+    face_value: float
+    target_segment: str | None
+    lift: float
+    dip: float
+    post_end: int  # last day of the pull-forward window (inclusive, clipped to the period)
+    overlap: bool = False
+
+    @property
+    def design(self) -> str:
+        return f"{self.threshold:g}-{self.face_value:g}"
+
+    @property
+    def days(self) -> int:
+        return self.end - self.start + 1
+
+
+def _anchor(anchor: str, year: int, region: str | None) -> dt.date:
+    if len(anchor) == 5 and anchor[2] == "-":
+        return dt.date(year, int(anchor[:2]), int(anchor[3:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cal = festival_calendar(year, region=region)
+    rows = cal[(cal["key"] == anchor) & (cal["kind"] == "festival")]
+    if rows.empty:
+        raise ValueError(f"campaign anchor {anchor!r} has no festival day in {year} ({region})")
+    return rows["date"].max().date()
+
+
+def _parse(row: list, year: int, region: str | None, tl: Timeline) -> tuple:
+    theme, anchor, offset, days, design, target = row
+    if theme not in THEMES:
+        raise ValueError(f"campaign theme {theme!r} is not in the theme vocabulary")
+    start = tl.day(_anchor(anchor, year, region)) + int(offset)
+    thr, face = (float(x) for x in design.split("-"))
+    return theme, start, int(days), thr, face, (target or None)
+
+
+def _overlaps(start: int, end: int, placed: list[tuple[int, int]]) -> bool:
+    return any(not (end < s or start > e) for s, e in placed)
+
+
+def campaign_calendar(
+    sc: Scenario, tl: Timeline, regions: list[str], rng: np.random.Generator
+) -> list[Campaign]:
+    """Every campaign copy (campaign x region) of the period, with its true lift and dip.
+
+    Provincial campaigns that would overlap another campaign of their region are moved by up
+    to 10 days; when that is impossible they keep their dates and are flagged ``overlap``.
+    """
+    camp = sc.campaigns
+    scale = float(camp["effect_scale"])
+    post = int(camp["post_days"])
+    out: list[Campaign] = []
+    national_rows = []
+    for year in sc.years:
+        for i, row in enumerate(sc.national.get(str(year), [])):
+            national_rows.append((year, i, _parse(row, year, None, tl)))
+    for region in regions:
+        rp = sc.region(region)
+        placed: list[tuple[int, int]] = []
+        items = []
+        for year, i, parsed in national_rows:
+            items.append((f"nat-{year}-{parsed[0]}-{i:02d}", True, year, parsed))
+        for year in sc.years:
+            key = "provincial" if year == max(sc.years) else f"provincial_{year}"
+            for i, row in enumerate(rp.get(key, [])):
+                parsed = _parse(row, year, region, tl)
+                items.append((f"{region}-{year}-{parsed[0]}-{i:02d}", False, year, parsed))
+        for cid, national, year, (theme, start, days, thr, face, target) in items:
+            end = start + days - 1
+            overlap = _overlaps(start, end, placed)
+            if overlap and not national:
+                for shift in [*range(1, 11), *range(-1, -11, -1)]:
+                    if not _overlaps(start + shift, end + shift, placed):
+                        start, end, overlap = start + shift, end + shift, False
+                        break
+            if end < 0 or start >= tl.n_days:
+                continue
+            start, end = max(start, 0), min(end, tl.n_days - 1)
+            lift = (
+                scale
+                * float(rp["campaign_strength"])
+                * float(camp["theme_lift"][theme])
+                * float(camp["design_lift"][f"{thr:g}-{face:g}"])
+                * (1.3 if target else 1.0)
+                * float(np.exp(rng.normal(0.0, float(camp["noise_sd"]))))
+            )
+            dip = min(0.6, float(camp["pull_forward"]) * lift * (end - start + 1) / post)
+            zh, en = THEMES[theme]
+            where = "" if national else f" ({region})"
+            out.append(
+                Campaign(
+                    campaign_id=cid,
+                    name=f"{year} {zh} {en}{where}",
+                    region_id=region,
+                    national=national,
+                    theme=theme,
+                    start=start,
+                    end=end,
+                    threshold=thr,
+                    face_value=face,
+                    target_segment=target,
+                    lift=lift,
+                    dip=dip,
+                    post_end=min(end + post, tl.n_days - 1),
+                    overlap=overlap,
+                )
+            )
+            placed.append((start, end))
+    # flag every member of an overlapping pair, national ones included
+    by_region: dict[str, list[Campaign]] = {}
+    for c in out:
+        by_region.setdefault(c.region_id, []).append(c)
+    for cs in by_region.values():
+        for a in cs:
+            a.overlap = any(
+                b is not a and not (a.end < b.start or a.start > b.end) for b in cs
+            )
+    return out
+
+
+def campaigns_frame(campaigns: list[Campaign], tl: Timeline, scale: float) -> pd.DataFrame:
+    """The contract ``campaigns`` table (one row per campaign; national ones once)."""
+    rows = {}
+    dates = tl.dates
+    for c in campaigns:
+        if c.campaign_id in rows:
+            continue
+        rows[c.campaign_id] = {
+            "campaign_id": c.campaign_id,
+            "name": c.name,
+            "region_id": None if c.national else c.region_id,
+            "theme": c.theme,
+            "start_date": dates[c.start],
+            "end_date": dates[c.end],
+            "level": "national" if c.national else "provincial",
+            "target_segment": c.target_segment,
+            "coupon_threshold": c.threshold,
+            "coupon_face_value": c.face_value,
+            # posters, staff rewards: a provincial campaign's fixed cost grows with its length
+            "fixed_cost": None if c.national else round(scale * 3000.0 * c.days, 2),
+        }
+    df = pd.DataFrame(list(rows.values()))
+    return df.sort_values(["start_date", "campaign_id"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,408 @@
+"""Ground truth of a simulated dataset, computed from the model, never estimated.
+
+See ``docs/methods.md`` (section 3) for each estimand's exact definition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .population import PRIOR, PROSPECT, WALKIN
+from .region import LAST_ISSUE_MARGIN, RegionWorld
+from .sending import clock, first_send_day
+from .timeline import Timeline
+
+__all__ = ["GroundTruth", "first_use_units", "experiment_truth", "campaign_truth"]
+
+_FRAMES = ("first_use", "experiments", "campaigns", "survey", "bunching")
+
+
+@dataclass
+class GroundTruth:
+    """What a simulated dataset's estimators should recover.
+
+    Attributes
+    ----------
+    first_use : DataFrame
+        ``estimand ("att"|"ate"), by ("overall"|"segment"|"design"|"region"), group, value, n``:
+        the effect of receiving a coupon on the probability of a first parcel within 30 days of
+        the index date (difference of probabilities), computed exactly from the model.
+    experiments : DataFrame
+        ``experiment_id, region_id, arm, threshold, face_value, n, control_rate, effect``.
+    campaigns : DataFrame
+        One row per campaign and region it ran in: ``campaign_id, region_id, theme,
+        start_date, end_date, incremental_revenue, incremental_shipments,
+        incremental_new_customers, discount_cost, pull_forward_revenue`` and extras
+        (``level``, ``design``, ``target_segment``, ``lift``, ``overlap``,
+        ``leakage_discount``, ``campaign_revenue``, ``incremental_revenue_express``,
+        ``window_end``).
+    retention : dict
+        ``hazard_ratio``, ``habit_share``, ``habit_share_organic`` (+ per region).
+    survey : DataFrame
+        ``region_id, variable, value``: finite-population values.
+    bunching : DataFrame
+        ``region_id, threshold, moved_up_parcels``.
+    calibration : dict
+        Targets and what the generator did to meet them (price factors, coupon factor).
+    """
+
+    first_use: pd.DataFrame
+    experiments: pd.DataFrame
+    campaigns: pd.DataFrame
+    retention: dict[str, Any]
+    survey: pd.DataFrame
+    bunching: pd.DataFrame
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (frames as lists of records; dates as ISO strings)."""
+        out: dict[str, Any] = {}
+        for name in _FRAMES:
+            df = getattr(self, name).copy()
+            for col in df.columns:
+                if pd.api.types.is_datetime64_any_dtype(df[col]):
+                    df[col] = df[col].dt.strftime("%Y-%m-%d")
+            out[name] = json.loads(df.to_json(orient="records", force_ascii=False))
+        out["retention"] = _jsonable(self.retention)
+        out["calibration"] = _jsonable(self.calibration)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GroundTruth:
+        """Inverse of :meth:`to_dict`."""
+        frames = {}
+        for name in _FRAMES:
+            df = pd.DataFrame(data.get(name, []))
+            for col in ("start_date", "end_date", "window_end"):
+                if col in df.columns:
+                    df[col] = pd.to_datetime(df[col])
+            frames[name] = df
+        return cls(
+            retention=dict(data.get("retention", {})),
+            calibration=dict(data.get("calibration", {})),
+            **frames,
+        )
+
+    def __repr__(self) -> str:
+        att = self.first_use.query("estimand == 'att' and by == 'overall'")["value"]
+        att_s = f"{att.iloc[0]:.4f}" if len(att) else "-"
+        return (
+            f"<GroundTruth ATT={att_s} campaigns={len(self.campaigns)} "
+            f"HR={self.retention.get('hazard_ratio')}>"
+        )
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# --------------------------------------------------------------------------- first use
+def _p30(world: RegionWorld, who: np.ndarray, day: np.ndarray, validity: int) -> np.ndarray:
+    """Model probability of a first send within ``validity`` days from ``day``, no coupon:
+    as the cumulative hazard ``H``; ``p0 = 1 - exp(-H)``, ``p1 = 1 - exp(-(1 + tau) H)``."""
+    G = world.G
+    seg = world.people.segment[who]
+    D = G.shape[1] - 1
+    return world.people.b[who] * (G[seg, np.minimum(day + validity, D)] - G[seg, day])
+
+
+def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> pd.DataFrame:
+    """One row per prospect in the first-use population of the region, with its index date
+    and the exact effects: ``effect_own`` (own coupon design; treated only), ``effect_mix``
+    (design drawn from the courier design mix) and ``effect_<design>`` per design.
+
+    Population (as :func:`promo_analysis.features.first_use_table` builds it): prospects not in
+    an experiment. Treated: the courier coupon's day (received while eligible by
+    construction). Controls: no coupon while eligible; index date drawn uniformly from the
+    region's treated index dates that fall in their eligible days ``[max(known, start),
+    min(first send, end - 31)]``; controls without such a date are left out.
+    """
+    cp = sc.coupons
+    V = int(cp["validity_days"])
+    D = world.G.shape[1] - 1
+    people = world.people
+    pop = (people.kind == PROSPECT) & (world.exp_arm < 0)
+    treated = pop & (world.coupon_source == 1)
+    pool = np.sort(world.coupon_day[treated])
+    ctrl = np.flatnonzero(pop & (world.coupon_source == 0))
+    lo = world.e0[ctrl]
+    hi = np.minimum(world.t_first[ctrl], D - LAST_ISSUE_MARGIN)
+    a = np.searchsorted(pool, lo, side="left")
+    b = np.searchsorted(pool, hi, side="right")
+    ok = b > a
+    ctrl, a, b = ctrl[ok], a[ok], b[ok]
+    pick = a + np.floor(rng.random(ctrl.size) * (b - a)).astype(np.int64)
+    t_idx = np.flatnonzero(treated)
+    who = np.r_[t_idx, ctrl]
+    day = np.r_[world.coupon_day[t_idx], pool[pick] if pool.size else np.zeros(0, np.int64)]
+    H = _p30(world, who, day, V)
+    tau = np.asarray(sc.people["coupon_tau"], float)[people.segment[who]]
+    dfac = np.asarray(cp["design_factor"], float)
+    dshare = np.asarray(cp["design_share"], float)
+    dshare = dshare / dshare.sum()
+    p0 = 1 - np.exp(-H)
+    out = pd.DataFrame(
+        {
+            "region_id": world.region,
+            "person": who,
+            "segment": np.asarray(sc.people["segments"], dtype=object)[people.segment[who]],
+            "treated": np.r_[np.ones(t_idx.size, bool), np.zeros(ctrl.size, bool)],
+            "index_day": day,
+            "p0": p0,
+        }
+    )
+    mix = np.zeros(who.size)
+    for j, d in enumerate(cp["designs"]):
+        eff = (1 - np.exp(-(1 + tau * dfac[j]) * H)) - p0
+        out[f"effect_{d}"] = eff
+        mix += dshare[j] * eff
+    out["effect_mix"] = mix
+    des = world.coupon_design[who]
+    own = np.full(who.size, np.nan)
+    for j, d in enumerate(cp["designs"]):
+        m = out["treated"].to_numpy() & (des == j)
+        own[m] = out.loc[m, f"effect_{d}"]
+    out["design"] = np.where(out["treated"], np.asarray(cp["designs"], dtype=object)[np.maximum(des, 0)], None)
+    out["effect_own"] = own
+    return out
+
+
+def first_use_truth(units: pd.DataFrame, designs: list[str]) -> pd.DataFrame:
+    """Aggregate :func:`first_use_units` of all regions into the contract's rows."""
+    rows = []
+    t = units[units["treated"]]
+
+    def add(estimand, by, group, values):
+        rows.append(
+            {"estimand": estimand, "by": by, "group": group,
+             "value": float(np.mean(values)) if len(values) else float("nan"),
+             "n": int(len(values))}
+        )
+
+    add("att", "overall", "all", t["effect_own"])
+    add("ate", "overall", "all", units["effect_mix"])
+    for by in ("segment", "region_id"):
+        label = "region" if by == "region_id" else by
+        for g, sub in t.groupby(by, sort=True):
+            add("att", label, g, sub["effect_own"])
+        for g, sub in units.groupby(by, sort=True):
+            add("ate", label, g, sub["effect_mix"])
+    for d in designs:
+        add("att", "design", d, t.loc[t["design"] == d, "effect_own"])
+        add("ate", "design", d, units[f"effect_{d}"])
+    return pd.DataFrame(rows)
+
+
+def experiment_truth(sc, world: RegionWorld) -> pd.DataFrame:
+    """Per arm: ``n``, mean model probability without coupon (``control_rate``) and the mean
+    exact effect of the arm's coupon (0 for control), over the arm's assigned units."""
+    if world.experiment is None:
+        return pd.DataFrame()
+    cp = sc.coupons
+    V = int(cp["validity_days"])
+    part = np.flatnonzero(world.exp_arm >= 0)
+    H = _p30(world, part, world.exp_day[part], V)
+    p0 = 1 - np.exp(-H)
+    tau = np.asarray(sc.people["coupon_tau"], float)[world.people.segment[part]]
+    dfac = np.asarray(cp["design_factor"], float)
+    rows = []
+    for j, arm in enumerate(world.experiment["arms"]):
+        m = world.exp_arm[part] == j
+        if arm == "control":
+            thr = face = float("nan")
+            eff = np.zeros(m.sum())
+        else:
+            d = list(cp["designs"]).index(arm)
+            thr, face = (float(x) for x in arm.split("-"))
+            eff = (1 - np.exp(-(1 + tau[m] * dfac[d]) * H[m])) - p0[m]
+        rows.append(
+            {
+                "experiment_id": world.experiment["experiment_id"],
+                "region_id": world.region,
+                "arm": arm,
+                "threshold": thr,
+                "face_value": face,
+                "n": int(m.sum()),
+                "control_rate": float(p0[m].mean()) if m.any() else float("nan"),
+                "effect": float(eff.mean()) if m.any() else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- campaigns
+def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
+    """Incremental outcomes of every campaign copy in the region: with-campaign world minus
+    the world without that one campaign, over the campaign and its post window.
+
+    Coupling: prospects' first sends use the same ``Exp(1)`` draw on the campaign-free
+    first-send clock (later or equal day); walk-ins brought by the campaign are thinned with
+    their stored uniform; parcels after the first are the same events of the repeat clock
+    mapped through the campaign-free clock (shifted to the customer's counterfactual first
+    send). Churn keeps its calendar length. In the campaign-free world a parcel pays its
+    no-bunching list price and no discount from this campaign's coupons.
+    """
+    rec = world.rec
+    people = world.people
+    segs = list(sc.people["segments"])
+    D = tl.n_days
+    dates = tl.dates
+    cp = sc.coupons
+    V = int(cp["validity_days"])
+    cust = rec["cust"]
+    seg_r = people.segment[cust]
+    rows = []
+    churn_day = np.where(world.day2 >= 0, world.day2 + world.churn_years * 365.0, np.inf)
+    tau = np.asarray(sc.people["coupon_tau"], float)[people.segment]
+    dfac = np.asarray(cp["design_factor"], float)
+    mult = np.where(
+        world.coupon_day >= 0, 1.0 + tau * dfac[np.maximum(world.coupon_design, 0)], 1.0
+    )
+    express = rec["product"] == "express"
+    for ci, c in enumerate(world.campaigns):
+        s, e, pe = c.start, c.end, c.post_end
+        targeted = (
+            list(range(len(segs))) if c.target_segment is None else [segs.index(c.target_segment)]
+        )
+        Wm = world.W.copy()
+        Vm = world.V.copy()
+        for g in targeted:
+            Wm[g, s : pe + 1] /= world.rep_factor[ci]
+            Vm[g, s : e + 1] /= world.pro_factor[ci]
+        Lm, Gm = clock(Wm), clock(Vm)
+        tseg = np.isin(people.segment, targeted)
+        T1 = world.t_first
+        T0 = T1.copy()
+        shift = tseg & (T1 >= s) & (T1 <= pe) & (people.kind == PROSPECT)
+        idx = np.flatnonzero(shift)
+        if idx.size:
+            T0[idx] = first_send_day(
+                Gm, people.segment[idx], world.target[idx], world.coupon_day[idx], mult[idx], V
+            )
+        wk = np.flatnonzero(tseg & (people.kind == WALKIN) & (T1 >= s) & (T1 <= e))
+        if wk.size:
+            f = world.pro_factor[ci][T1[wk] - s]
+            gone = world.walkin_u[wk] >= 1.0 / f
+            T0[wk[gone]] = D
+        moved = np.flatnonzero((T0 != T1) & (T1 < D))
+        delta = np.zeros(len(people))
+        ok = moved[T0[moved] < D]
+        if ok.size:
+            g_ok = people.segment[ok]
+            delta[ok] = Lm[g_ok, T0[ok]] - world.L[g_ok, T1[ok]]
+        churn_cf = churn_day + np.where(T0 < D, T0 - T1, 0)
+
+        cand = np.flatnonzero(np.isin(seg_r, targeted) & (rec["day"] >= s) & (rec["day"] <= pe + 30))
+        rc = cust[cand]
+        k = rec["k"][cand]
+        day = rec["day"][cand]
+        cf_day = np.full(cand.size, D, dtype=np.int64)
+        is_first_new = (k == 1) & (people.kind[rc] != PRIOR)
+        cf_day[is_first_new] = T0[rc[is_first_new]]
+        other = ~is_first_new
+        pos = rec["pos"][cand] + delta[rc]
+        for g in targeted:
+            m = other & (seg_r[cand] == g)
+            if m.any():
+                d = np.searchsorted(Lm[g], pos[m], side="left") - 1
+                cf_day[m] = np.where(pos[m] > Lm[g][-1], D, np.maximum(d, 0))
+        exists = (T0[rc] < D) & ((k <= 2) | (cf_day < churn_cf[rc]))
+        own = rec["coupon_campaign"][cand] == ci
+        rev = rec["revenue"][cand]
+        rev_cf = np.where(own, rec["list_orig"][cand], rec["revenue"][cand])
+        ex = express[cand]
+        in_w = (day >= s) & (day <= pe)
+        in_w_cf = exists & (cf_day >= s) & (cf_day <= pe)
+        in_p = (day > e) & (day <= pe)
+        in_p_cf = exists & (cf_day > e) & (cf_day <= pe)
+        disc = rec["discount"][cand]
+        tagged = rec["campaign"] == ci
+        rows.append(
+            {
+                "campaign_id": c.campaign_id,
+                "region_id": world.region,
+                "theme": c.theme,
+                "start_date": dates[s],
+                "end_date": dates[e],
+                "incremental_revenue": float(rev[in_w].sum() - rev_cf[in_w_cf].sum()),
+                "incremental_shipments": int(in_w.sum() - in_w_cf.sum()),
+                "incremental_new_customers": int(
+                    (in_w & (k == 1)).sum() - (in_w_cf & (k == 1)).sum()
+                ),
+                "discount_cost": float(disc[own].sum()),
+                "pull_forward_revenue": float(rev_cf[in_p_cf].sum() - rev[in_p].sum()),
+                "level": "national" if c.national else "provincial",
+                "design": c.design,
+                "target_segment": c.target_segment,
+                "lift": float(c.lift),
+                "overlap": bool(c.overlap),
+                "leakage_discount": float(disc[own & in_w_cf].sum()),
+                "campaign_revenue": float(rec["revenue"][tagged].sum()),
+                "campaign_revenue_express": float(rec["revenue"][tagged & express].sum()),
+                "incremental_revenue_express": float(
+                    rev[in_w & ex].sum() - rev_cf[in_w_cf & ex].sum()
+                ),
+                "window_end": dates[pe],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def retention_truth(sc, worlds: list[RegionWorld]) -> dict[str, Any]:
+    """``hazard_ratio`` (a scenario parameter: the model's first-to-second gap hazard ratio)
+    and the habit shares: 1 - mean coupon-use probability over parcels after the first
+    recorded one, pooled over coupon-acquired (first recorded parcel used a coupon) and
+    over organic customers."""
+    acq_p, org_p = [], []
+    by_region = {}
+    for w in worlds:
+        rec = w.rec
+        later = rec["k"] >= 2
+        acq = w.acquired[rec["cust"]]
+        pa = rec["coupon_prob"][later & acq]
+        po = rec["coupon_prob"][later & ~acq]
+        acq_p.append(pa)
+        org_p.append(po)
+        by_region[w.region] = {
+            "habit_share": float(1 - pa.mean()) if pa.size else float("nan"),
+            "habit_share_organic": float(1 - po.mean()) if po.size else float("nan"),
+        }
+    pa, po = np.concatenate(acq_p), np.concatenate(org_p)
+    return {
+        "hazard_ratio": float(sc.retention["hazard_ratio"]),
+        "habit_share": float(1 - pa.mean()) if pa.size else float("nan"),
+        "habit_share_organic": float(1 - po.mean()) if po.size else float("nan"),
+        "by_region": by_region,
+        "covariates": ["segment", "wechat_contact", "region_id"],
+        "definition": (
+            "time from a customer's first to second recorded parcel; coupon-acquired = the "
+            "first recorded parcel used a coupon; exponential gaps on the region's sending "
+            "clock, proportional hazards given segment, wechat_contact and region"
+        ),
+    }
+
+
+def bunching_truth(world: RegionWorld) -> pd.DataFrame:
+    rec = world.rec
+    rows = []
+    thr = rec["coupon_thr"]
+    for t in sorted({float(x) for x in thr[rec["bunched"]]} | {12.0, 21.0}):
+        rows.append(
+            {
+                "region_id": world.region,
+                "threshold": t,
+                "moved_up_parcels": int((rec["bunched"] & (thr == t)).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
