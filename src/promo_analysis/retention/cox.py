@@ -56,8 +56,9 @@ def design_matrix(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame
 def concordance_index(time: np.ndarray, risk: np.ndarray, event: np.ndarray) -> float:
     """Harrell's C: share of comparable pairs whose higher-risk member fails first.
 
-    A pair is comparable when the shorter time is an event and the times differ; ties in
-    risk count one half. O(n log n) with a Fenwick tree over risk ranks.
+    A pair is comparable when the shorter time is an event; a unit censored at the same time
+    as an event counts as outliving it, two events at the same time are not comparable. Ties
+    in risk count one half. O(n log n) with a Fenwick tree over risk ranks.
     """
     time = np.asarray(time, float)
     risk = np.asarray(risk, float)
@@ -89,16 +90,24 @@ def concordance_index(time: np.ndarray, risk: np.ndarray, event: np.ndarray) -> 
         j = i
         while j < n and ts[j] == ts[i]:
             j += 1
-        for k in order[i:j]:  # units failing at this time vs. those with longer times
+        block = order[i:j]
+        # a unit censored at an event's time outlived it (Harrell; as R and lifelines):
+        # insert the censored first, then score the events, then insert the events
+        for k in block:
+            if not event[k]:
+                add(ranks[k])
+                inserted += 1
+        for k in block:
             if event[k]:
                 below = prefix(ranks[k])
                 same = prefix(ranks[k] + 1) - below
                 conc += below
                 ties += same
                 comparable += inserted
-        for k in order[i:j]:
-            add(ranks[k])
-        inserted += j - i
+        for k in block:
+            if event[k]:
+                add(ranks[k])
+                inserted += 1
         i = j
     if comparable == 0:
         return float("nan")
