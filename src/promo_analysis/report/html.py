@@ -58,6 +58,9 @@ def export_html(nb: Any, title: str | None = None) -> tuple[str, int]:
     else:
         nb = nbformat.from_dict(nb)  # a copy: the executed notebook keeps its stderr
     dropped = _drop_stderr(nb)
+    # papermill gives its injected cell a random id; positional ids make reruns byte-identical
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
     if title:
         nb.metadata["title"] = title
     exporter = HTMLExporter(

@@ -1,0 +1,226 @@
+"""Report machinery: inputs, HTML export, sections, and render_reports' reliability rules.
+
+Runs on a small random contract-valid dataset (``report_frames``); the machinery tests use a
+two-cell template so that a kernel start is the only slow part.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from report_frames import report_frames  # noqa: E402
+
+from promo_analysis.report.html import export_html, external_references  # noqa: E402
+from promo_analysis.report.inputs import build_inputs, load_inputs  # noqa: E402
+from promo_analysis.report.params import ReportParameterError, parse_period  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("report")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return report_frames(seed=3)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(frames, tmp_path_factory):
+    from promo_analysis import Dataset, save_dataset
+
+    folder = tmp_path_factory.mktemp("report-data") / "tiny"
+    save_dataset(Dataset.from_frames(frames, meta={"name": "tiny"}), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inputs(dataset_dir, tmp_path_factory):
+    from promo_analysis import load_dataset, validate
+
+    ds = load_dataset(dataset_dir)
+    period = parse_period("2022-01-01", "2022-12-31")
+    compare = parse_period("2021-01-01", "2021-12-31")
+    out = tmp_path_factory.mktemp("inputs")
+    paths = build_inputs(ds, ["guangxi", "shanxi"], period, compare, out,
+                         validation=validate(ds), extra_meta={"fingerprint": ds.fingerprint()})
+    return {r: load_inputs(p) for r, p in paths.items()}
+
+
+def _template(path: Path, fail: str | None = None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('region = "x"\ninputs = ""')
+    params.metadata["tags"] = ["parameters"]
+    body = ("from promo_analysis.report.inputs import load_inputs\n"
+            "inp = load_inputs(inputs)\n"
+            "print(inp.meta['name_zh'], inp.meta['name_en'], '收入', "
+            "round(inp.daily['revenue'].sum(), 2))")
+    cells = [params, nbformat.v4.new_code_cell(body)]
+    if fail:
+        cells.append(nbformat.v4.new_code_cell(
+            f"if region == {fail!r}:\n    raise RuntimeError('deliberate failure')"))
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+# ------------------------------------------------------------------ inputs
+def test_inputs_match_pandas_and_hold_no_identifiers(frames, inputs):
+    s = frames["shipments"].copy()
+    s["date"] = s["sent_at"].dt.normalize()
+    for region, inp in inputs.items():
+        mine = s[s["region_id"] == region]
+        cur = mine[mine["date"].dt.year == 2022]
+        assert inp.daily["revenue"].sum() == pytest.approx(mine["revenue"].sum())
+        d = inp.daily
+        assert d.loc[d["date"].dt.year == 2022, "coupon_shipments"].sum() == cur[
+            "coupon_id"].notna().sum()
+        pc = inp.period_customers.set_index(["period", "channel"])["customers"]
+        assert pc[("current", "all")] == cur["customer_id"].nunique()
+        by_ch = cur.groupby("channel")["customer_id"].nunique()
+        for ch, n in by_ch.items():
+            assert pc[("current", ch)] == n
+        firsts = s.groupby("customer_id")["date"].min()
+        firsts = firsts[firsts.index.isin(mine["customer_id"])]
+        assert inp.new_customers["new_customers"].sum() == len(firsts)
+        # national campaigns belong to every region's inputs
+        assert "N-SF-2022" in set(inp.campaigns["campaign_id"])
+        assert inp.meta["row_counts"]["customers"] == (frames["customers"]["region_id"]
+                                                       == region).sum()
+        for name, df in inp.frames.items():
+            assert not {"customer_id", "shipment_id", "response_id", "coupon_id"} & set(
+                df.columns), name
+
+
+# ------------------------------------------------------------------ sections
+def test_sections_render_with_cjk_glyphs_and_no_ids(frames, inputs):
+    from promo_analysis.report import sections
+
+    inp = inputs["guangxi"]
+    with warnings.catch_warnings():
+        # a CJK character without a glyph must fail the test, not print a box
+        warnings.filterwarnings("error", message=r".*[Gg]lyph.*missing.*")
+        warnings.filterwarnings("error", message=r".*missing from (current )?font.*")
+        parts = [
+            sections.title_html(inp, lang="zh"),
+            sections.headline(inp, lang="zh")._repr_html_(),
+            sections.campaign_calendar(inp, lang="en")._repr_html_(),
+            sections.campaign_effects(inp, lang="zh")._repr_html_(),
+            sections.first_use(inp, lang="zh")._repr_html_(),
+            sections.retention(inp, lang="zh")._repr_html_(),
+            sections.survey(inp, lang="zh")._repr_html_(),
+            sections.data_quality(inp, lang="zh")._repr_html_(),
+            sections.provenance(inp, {"region": "guangxi"}, lang="en")._repr_html_(),
+        ]
+    text = "".join(parts)
+    for key in sections.SECTION_KEYS:
+        assert f'id="section-{key}"' in text, key
+    assert "广西 Guangxi" in text
+    assert "Traceback" not in text
+    from promo_analysis.report.privacy import find_identifiers
+
+    assert find_identifiers(text, frames["customers"]["customer_id"]) == []
+    head = sections.headline(inp, lang="en")
+    kpis = head.tables["kpis_raw"]
+    s = frames["shipments"]
+    gx = s[(s["region_id"] == "guangxi") & (s["sent_at"].dt.year == 2022)]
+    assert kpis.loc["revenue", "current"] == pytest.approx(gx["revenue"].sum())
+    assert kpis.loc["coupons_used", "current"] == gx["coupon_id"].notna().sum()
+
+
+# ------------------------------------------------------------------ html export
+def test_export_html_is_offline_code_free_and_utf8():
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("secret_code_line = 1\nprint('hi')")
+    code.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="可见 visible\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="FutureWarning: noise\n"),
+        nbformat.v4.new_output("display_data", data={"text/html": "<b>广西 Guangxi</b>"}),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 标题 $x$"), code]
+    html, dropped = export_html(nb, title="广西 report")
+    assert dropped == 1
+    assert "secret_code_line" not in html
+    assert "FutureWarning" not in html
+    assert "可见 visible" in html and "<b>广西 Guangxi</b>" in html
+    assert re.search(r'<meta charset="utf-8"', html, re.IGNORECASE)
+    assert external_references(html) == []
+    assert not re.search(r"<script[^>]+src=", html)
+    # the checker itself finds CDN references
+    assert external_references('<script src="https://cdn.x/require.js"></script>')
+    assert external_references("<link rel=stylesheet href='//fonts.example/css'>")
+
+
+# ------------------------------------------------------------------ render_reports
+def test_failing_region_isolated_and_cli_exit_code(dataset_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from promo_analysis.cli import app
+
+    tpl = _template(tmp_path / "t.ipynb", fail="shanxi")
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(app, ["report", "--data", str(dataset_dir), "--out", str(out),
+                                      "--template", str(tpl), "--workers", "2"])
+    assert result.exit_code == 1, result.output
+    assert "guangxi: ok" in result.output and "shanxi: failed" in result.output
+    run = (out / "latest").resolve()
+    assert (run / "guangxi.html").exists()
+    assert "广西 Guangxi 收入" in (run / "guangxi.html").read_text(encoding="utf-8")
+    assert not (run / "shanxi.html").exists()
+    assert not list(run.glob(".*tmp*")) and not (run / ".work").exists()
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "failed"
+    assert manifest["regions"]["guangxi"]["status"] == "ok"
+    assert manifest["regions"]["shanxi"]["status"] == "failed"
+    assert "deliberate failure" in manifest["regions"]["shanxi"]["error"]
+    assert manifest["dataset"]["fingerprint"].startswith("sha256:")
+    assert manifest["package"]["version"]
+    index = (run / "index.html").read_text(encoding="utf-8")
+    assert "deliberate failure" in index and "guangxi.html" in index
+    assert f"index: {run / 'index.html'}" in result.output.replace(str(out.resolve()), str(out))
+
+
+def test_bad_parameters_refused_before_any_run(dataset_dir, tmp_path):
+    from promo_analysis.report import render_reports
+
+    out = tmp_path / "reports"
+    tpl = _template(tmp_path / "t.ipynb")
+    with pytest.raises(ReportParameterError, match="not a valid region id"):
+        render_reports(dataset_dir, regions=["../x"], out=out, template=tpl)
+    with pytest.raises(ReportParameterError, match="unknown region 'tibet'.*guangxi, shanxi"):
+        render_reports(dataset_dir, regions="guangxi,tibet", out=out, template=tpl)
+    with pytest.raises(ReportParameterError, match="lang"):
+        render_reports(dataset_dir, out=out, template=tpl, lang="fr")
+    with pytest.raises(ReportParameterError, match="before its start"):
+        render_reports(dataset_dir, out=out, template=tpl, period_start="2022-12-31",
+                       period_end="2022-01-01")
+    assert not out.exists() or not any(out.iterdir())
+    assert not (tmp_path / "x").exists()
+
+
+def test_rerun_makes_a_new_run_and_moves_latest(dataset_dir, tmp_path):
+    from promo_analysis.report import render_reports
+
+    out = tmp_path / "reports"
+    tpl = _template(tmp_path / "t.ipynb")
+    first = render_reports(dataset_dir, regions="guangxi", out=out, template=tpl, progress=None)
+    second = render_reports(dataset_dir, regions="guangxi", out=out, template=tpl, progress=None)
+    assert first.ok and second.ok
+    assert first.folder != second.folder and first.folder.exists()
+    assert (out / "latest").resolve() == second.folder.resolve()
+    a = (first.folder / "guangxi.html").read_text(encoding="utf-8")
+    b = (second.folder / "guangxi.html").read_text(encoding="utf-8")
+    assert a == b  # same data and parameters: same report
+    m1 = json.loads(first.manifest.read_text(encoding="utf-8"))
+    m2 = json.loads(second.manifest.read_text(encoding="utf-8"))
+    assert m1["dataset"]["fingerprint"] == m2["dataset"]["fingerprint"]
+    assert m1["parameters"] == m2["parameters"]
+    assert pd.Timestamp(m2["started_at"]) >= pd.Timestamp(m1["started_at"])
