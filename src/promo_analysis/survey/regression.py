@@ -25,7 +25,7 @@ __all__ = ["glm", "SurveyGLMResult"]
 _FAMILIES = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian}
 
 
-@dataclass
+@dataclass(repr=False)  # keep TableResult's one-line repr
 class SurveyGLMResult(TableResult):
     """Coefficients of a design-based GLM (a :class:`TableResult`, one row per term).
 
