@@ -119,3 +119,18 @@ def test_cox_bad_input():
         cox(df.assign(k=1.0), "t", "e", ["x", "k"])
     with pytest.raises(ValueError, match=r"data\.x: missing values"):
         cox(df.assign(x=np.where(df.index == 3, np.nan, df.x)), "t", "e", ["x"])
+
+
+@pytest.mark.parametrize("ties", ["breslow", "efron"])
+def test_ties_and_strata_match_statsmodels_phreg(ties):
+    from statsmodels.duration.hazard_regression import PHReg
+
+    df = _data(n=400, seed=8, ties=True)
+    df["region"] = np.where(np.arange(len(df)) % 3 == 0, "r1", "r2")
+    mine = cox(df, "t", "e", ["x", "wechat"], ties=ties, strata="region")
+    X = np.column_stack([df.x, df.wechat.astype(float)])
+    ref = PHReg(df.t.to_numpy(), X, status=df.e.to_numpy(), ties=ties,
+                strata=df.region.to_numpy()).fit()
+    np.testing.assert_allclose(mine.params.to_numpy(), ref.params, rtol=1e-6)
+    np.testing.assert_allclose(mine.coefficients.se.to_numpy(), ref.bse, rtol=1e-5)
+    assert mine.loglik == pytest.approx(ref.llf, rel=1e-9)

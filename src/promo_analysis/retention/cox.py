@@ -1,8 +1,11 @@
 """Cox proportional-hazards regression with a proportional-hazards check.
 
-statsmodels' ``PHReg`` carries the partial-likelihood fit; this module prepares the design
-(dummy-coding categorical covariates), wraps the results in the project's result objects and
-adds Harrell's concordance and the Grambsch-Therneau test on scaled Schoenfeld residuals.
+The partial likelihood (Efron or Breslow ties) is maximised by Newton-Raphson with risk-set
+sums computed by vectorised reverse cumulative sums -- statsmodels' ``PHReg`` loops over event
+times in Python and took tens of seconds on a 12 000-customer table; the tests check this fit
+against both ``PHReg`` and lifelines' ``CoxPHFitter``. The module dummy-codes categorical
+covariates, wraps the results in the project's result objects and adds Harrell's concordance
+and the Grambsch-Therneau test on scaled Schoenfeld residuals.
 """
 
 from __future__ import annotations
@@ -112,6 +115,105 @@ def concordance_index(time: np.ndarray, risk: np.ndarray, event: np.ndarray) -> 
     if comparable == 0:
         return float("nan")
     return float((conc + 0.5 * ties) / comparable)
+
+
+def _partial_likelihood(beta: np.ndarray, X: np.ndarray, t: np.ndarray, e: np.ndarray,
+                        ties: str, schoenfeld: bool = False):
+    """Log partial likelihood, score and information (Efron or Breslow ties), vectorised.
+
+    Rows are one stratum (any order). Risk-set sums come from reverse
+    cumulative sums over distinct times; Efron's correction subtracts the fraction
+    ``l / d_j`` (l = 0..d_j-1) of the tied events' sums at each event time ``t_j``.
+    """
+    n, p = X.shape
+    xb = X @ beta
+    shift = xb.max()
+    theta = np.exp(xb - shift)  # scaled for overflow; the shift cancels in every ratio
+    times, tidx = np.unique(t, return_inverse=True)
+    m = len(times)
+    ev = e > 0
+
+    def per_time(w: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        # sum of w over the rows at each distinct time (rows in mask only)
+        if mask is None:
+            return np.bincount(tidx, weights=w, minlength=m)
+        return np.bincount(tidx[mask], weights=w[mask], minlength=m)
+
+    def at_risk(v: np.ndarray) -> np.ndarray:
+        # risk set of time j = rows with time >= t_j: reverse cumulative sum over times
+        return np.cumsum(v[::-1], axis=0)[::-1]
+
+    tx = theta[:, None] * X
+    s0 = at_risk(per_time(theta))
+    s1 = at_risk(np.column_stack([per_time(tx[:, a]) for a in range(p)]))
+    d = per_time(np.ones(n), ev)
+    s0d = per_time(theta, ev)
+    s1d = np.column_stack([per_time(tx[:, a], ev) for a in range(p)])
+    s2 = np.empty((m, p, p))
+    s2d = np.empty((m, p, p))
+    for a in range(p):
+        for b in range(a, p):
+            w = tx[:, a] * X[:, b]
+            s2[:, a, b] = s2[:, b, a] = per_time(w)
+            s2d[:, a, b] = s2d[:, b, a] = per_time(w, ev)
+    s2 = at_risk(s2)
+    # one entry per event: its time index j and Efron fraction l / d_j (l = 0..d_j-1)
+    has = d > 0
+    dj = d[has].astype(int)
+    jj = np.repeat(np.nonzero(has)[0], dj)
+    rank_in_tie = np.arange(len(jj)) - np.repeat(np.cumsum(dj) - dj, dj)
+    phi = rank_in_tie / d[jj] if ties == "efron" else np.zeros(len(jj))
+    A = s0[jj] - phi * s0d[jj]
+    B = s1[jj] - phi[:, None] * s1d[jj]
+    ll = float(xb[ev].sum() - shift * len(jj) - np.log(A).sum())
+    mean = B / A[:, None]
+    score = X[ev].sum(0) - mean.sum(0)
+    C = s2[jj] - phi[:, None, None] * s2d[jj]
+    info = (C / A[:, None, None]).sum(0) - mean.T @ mean
+    if not schoenfeld:
+        return ll, score, info
+    # Schoenfeld residual of each event: x_i minus the (Efron-averaged) risk-set mean at t_i
+    summed = np.zeros((m, p))
+    np.add.at(summed, jj, mean)
+    avg = summed / np.where(has, d, 1.0)[:, None]
+    resid = X[ev] - avg[tidx[ev]]
+    return ll, score, info, resid, t[ev]
+
+
+def _fit_cox(X: np.ndarray, t: np.ndarray, e: np.ndarray, strata: np.ndarray, ties: str,
+             max_iter: int = 50, tol: float = 1e-10):
+    """Newton-Raphson with step halving on the (stratified) partial likelihood."""
+    groups = [np.nonzero(strata == s)[0] for s in np.unique(strata)]
+    groups = [g[np.argsort(t[g], kind="stable")] for g in groups]
+
+    def total(beta, schoenfeld=False):
+        parts = [_partial_likelihood(beta, X[g], t[g], e[g], ties, schoenfeld) for g in groups]
+        ll = sum(q[0] for q in parts)
+        score = sum(q[1] for q in parts)
+        info = sum(q[2] for q in parts)
+        if not schoenfeld:
+            return ll, score, info
+        return ll, score, info, np.vstack([q[3] for q in parts]), np.concatenate(
+            [q[4] for q in parts])
+
+    beta = np.zeros(X.shape[1])
+    ll, score, info = total(beta)
+    converged = False
+    for _ in range(max_iter):
+        step = np.linalg.solve(info, score)
+        for _half in range(30):
+            new = beta + step
+            ll_new, score_new, info_new = total(new)
+            if np.isfinite(ll_new) and ll_new >= ll - 1e-12:
+                break
+            step = step / 2
+        done = abs(ll_new - ll) < tol * (1 + abs(ll)) and np.max(np.abs(step)) < 1e-7
+        beta, ll, score, info = new, ll_new, score_new, info_new
+        if done:
+            converged = True
+            break
+    ll, score, info, resid, ev_t = total(beta, schoenfeld=True)
+    return beta, ll, info, resid, ev_t, converged
 
 
 @dataclass
@@ -271,8 +373,6 @@ def cox(
         ``coefficients`` (log-HR, SE, CI, p, HR and its CI), ``hazard_ratio(name)``,
         ``concordance``, ``loglik``, ``ph_test()``, ``scaled_schoenfeld()``.
     """
-    from statsmodels.duration.hazard_regression import PHReg
-
     covariates = list(covariates)
     if not covariates:
         raise ValueError("cox needs at least one covariate")
@@ -282,13 +382,10 @@ def cox(
     X = design_matrix(data, covariates)
     t = data[duration].to_numpy(float)
     e = data[event].astype(float).to_numpy()
-    model = PHReg(
-        t, X.to_numpy(), status=e, ties=ties,
-        strata=None if strata is None else data[strata].astype(str).to_numpy(),
-    )
-    res = model.fit(disp=False)
-    params = pd.Series(np.asarray(res.params), index=X.columns)
-    cov = pd.DataFrame(np.asarray(res.cov_params()), index=X.columns, columns=X.columns)
+    st = np.zeros(len(t), int) if strata is None else pd.factorize(data[strata])[0]
+    beta, llf, info, resid, ev_times, converged = _fit_cox(X.to_numpy(float), t, e, st, ties)
+    params = pd.Series(beta, index=X.columns)
+    cov = pd.DataFrame(np.linalg.inv(info), index=X.columns, columns=X.columns)
     se = np.sqrt(np.diag(cov))
     rows = {}
     z = stats.norm.ppf(1 - alpha / 2)
@@ -307,13 +404,9 @@ def cox(
     table.table = table.table.drop(columns=["label", "estimand", "method"])
     lp = X.to_numpy() @ params.to_numpy()
     c = concordance_index(t, lp, e)
-    sch = np.asarray(res.schoenfeld_residuals)
-    ev = e > 0
-    sch_df = pd.DataFrame(sch[ev], columns=X.columns)
-    times = t[ev]
-    order = np.argsort(times, kind="stable")
-    sch_df = sch_df.iloc[order].reset_index(drop=True)
-    times = times[order]
+    order = np.argsort(ev_times, kind="stable")
+    sch_df = pd.DataFrame(resid[order], columns=X.columns)
+    times = ev_times[order]
     # 1 - KM just before each event time, the "km" transform of the PH test
     from promo_analysis.retention.survival import _km_curve, _risk_table
 
@@ -321,15 +414,17 @@ def cox(
     idx = np.searchsorted(kmc["time"].to_numpy(), times, side="left") - 1
     km_left = np.where(idx >= 0, kmc["survival"].to_numpy()[np.maximum(idx, 0)], 1.0)
     warns = []
+    if not converged:
+        warns.append("Newton-Raphson did not converge in 50 iterations")
     if not np.all(np.isfinite(se)):
         warns.append("some standard errors are not finite: check for separation or "
                      "collinear covariates")
     return CoxResult(
         coefficients=table,
         concordance=c,
-        loglik=float(res.llf),
+        loglik=float(llf),
         n=len(data),
-        n_events=int(ev.sum()),
+        n_events=int((e > 0).sum()),
         ties=ties,
         alpha=alpha,
         cov_params=cov,
