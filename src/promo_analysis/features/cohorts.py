@@ -119,9 +119,9 @@ def _complete_cells(cells: pd.DataFrame, sizes: pd.DataFrame, last: pd.Period, f
                     periods: int) -> pd.DataFrame:
     """All (group, cohort, k) cells with zeros filled and the ``observed`` flag."""
     sizes = sizes.copy()
-    sizes["cohort"] = pd.to_datetime(sizes["cohort"])
+    sizes["cohort"] = pd.to_datetime(sizes["cohort"]).astype("datetime64[ns]")
     cells = cells.copy()
-    cells["cohort"] = pd.to_datetime(cells["cohort"])
+    cells["cohort"] = pd.to_datetime(cells["cohort"]).astype("datetime64[ns]")
     grid = sizes.merge(pd.DataFrame({"k": range(periods)}), how="cross")
     out = grid.merge(cells, on=["group", "cohort", "k"], how="left")
     out["active"] = out["active"].fillna(0).astype("int64")
