@@ -24,6 +24,11 @@ SURVEY_LABELS = {
     "first_send_within_window": "之后首次寄件 first parcel afterwards",
     "sent_within_window": "之后寄件 any parcel afterwards",
     "full_price_within_window": "之后原价寄件 full-price parcel afterwards",
+    # outlet types (survey strata) = the contract's channels
+    "station": "揽投部 courier station",
+    "counter": "营业网点 post-office counter",
+    "pickup_point": "自提点 pickup point",
+    "online": "线上 online",
 }
 
 _COLORS = {"weighted": "#1f6f8b", "unweighted": "#c0504d"}
@@ -85,7 +90,7 @@ def weighting_plot(
     ax.set_yticks(np.arange(len(variables)), [_label(v) for v in variables])
     ax.invert_yaxis()
     ax.set_xlabel("比例 share (%)" if scale == 100 else "均值 mean")
-    ax.set_title(title or "加权与未加权估计（95% 置信区间） weighted vs. unweighted estimates "
+    ax.set_title(title or "加权与未加权估计（95% 置信区间）\nweighted vs. unweighted estimates "
                  "(95% CI)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
@@ -117,7 +122,7 @@ def domain_plot(
     ax.set_yticks(y, [_label(g) for g in table.index])
     ax.invert_yaxis()
     ax.set_xlabel("比例 share (%)" if percent else "均值 mean")
-    ax.set_title(title or f"{result.label}（分组估计 domain estimates）")
+    ax.set_title(title or f"分组估计 domain estimates\n{result.label}")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return ax
