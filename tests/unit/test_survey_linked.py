@@ -137,3 +137,18 @@ def test_weighting_comparison_and_plots():
     ax3 = psv.says_does_plot(sv.linked_behaviour(ds))
     assert "says vs. does" in ax3.get_title()
     plt.close("all")
+
+
+def test_survey_design_of_several_regions_crosses_region_and_stratum():
+    a = pd.DataFrame({"region_id": "guangxi", "stratum": ["s1", "s1", "s2", "s2"],
+                      "cluster": ["k1", "k2", "k3", "k4"], "weight": 1.0,
+                      "stratum_clusters": [10, 10, 4, 4], "y": [1.0, 2, 3, 4]})
+    b = a.assign(region_id="shanxi", stratum_clusters=[20, 20, 8, 8], y=[5.0, 6, 7, 9])
+    both = pd.concat([a, b], ignore_index=True)
+    d = sv.survey_design(both)
+    assert d.n_strata == 4 and d.df == 8 - 4
+    # strata of different regions are independent: variances add up
+    v = sum(sv.total(sv.survey_design(x), "y").se ** 2 for x in (a, b))
+    assert sv.total(d, "y").se ** 2 == pytest.approx(v)
+    by_region = sv.by(d, "y", "region_id")
+    assert by_region.estimate["shanxi"] == pytest.approx(27 / 4)

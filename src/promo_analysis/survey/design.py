@@ -353,7 +353,9 @@ def survey_design(
 ) -> Design:
     """The design of a contract ``survey`` table (weights, strata, clusters nested in strata).
 
-    ``fpc="auto"`` uses the column ``stratum_clusters`` (population PSUs per stratum) when the
+    With several regions in the table, strata are region x stratum (each region's survey is
+    its own stratified sample), so a national estimate or ``by(design, var, "region_id")``
+    uses the right design. ``fpc="auto"`` uses the column ``stratum_clusters`` (population PSUs per stratum) when the
     table has it. Cluster labels are taken as nested in strata (``nest=True``). Lonely PSUs are
     adjusted by default so that a regional report never stops on one small stratum; the
     handling is recorded in ``Design.warnings``.
@@ -365,6 +367,17 @@ def survey_design(
         strata = None
     if cluster is not None and cluster in data.columns and data[cluster].isna().all():
         cluster = None
+    if (
+        strata is not None
+        and "region_id" in data.columns
+        and data["region_id"].nunique(dropna=False) > 1
+    ):
+        # each region runs its own survey: a stratum label ("station") in two regions is two
+        # strata, with its own PSU count and fpc
+        data = data.assign(
+            region_stratum=data["region_id"].astype(str) + "|" + data[strata].astype(str)
+        )
+        strata = "region_stratum"
     return Design(
         data,
         weights=weights,
