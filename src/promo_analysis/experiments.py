@@ -137,24 +137,33 @@ def _log_ratio_interval(
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
-    from statsmodels.stats.multitest import multipletests
+    """Holm (1979) step-down adjusted p-values; NaNs stay NaN.
 
+    Written out rather than calling statsmodels' ``multipletests``, which runs a full
+    ``gc.collect()`` on every call (0.6 s in a busy process).
+    """
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+        out[order] = np.minimum(adj, 1.0)
     return out
 
 
 def _bh(p: np.ndarray) -> np.ndarray:
-    from statsmodels.stats.multitest import multipletests
-
+    """Benjamini-Hochberg (1995) step-up adjusted p-values (q-values); NaNs stay NaN."""
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="fdr_bh")[1]
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        adj = p[order] * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(adj[::-1])[::-1]
+        out[order] = np.minimum(adj, 1.0)
     return out
 
 

@@ -171,3 +171,14 @@ def test_bad_input_messages():
         ex.compare_arms(df[df.arm == "control"], arm="arm", outcome="sent")
     with pytest.raises(ValueError, match="between 0 and 1"):
         ex.power(100, 0.95, 0.1)
+
+
+def test_multiplicity_adjustments_match_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.2, 0.005, 0.04, np.nan])
+    ok = ~np.isnan(p)
+    for mine, method in ((ex._holm, "holm"), (ex._bh, "fdr_bh")):
+        got = mine(p)
+        assert np.isnan(got[~ok]).all()
+        assert got[ok] == pytest.approx(multipletests(p[ok], method=method)[1], abs=1e-15)
