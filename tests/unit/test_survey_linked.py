@@ -129,6 +129,15 @@ def test_weighting_comparison_and_plots():
     assert w.loc[("coupon_influenced", "unweighted"), "estimate"] == pytest.approx(4 / 7)
     assert w.loc[("satisfaction", "unweighted"), "estimate"] == pytest.approx(30 / 8)
     assert w.loc[("coupon_influenced", "weighted"), "n_missing"] == 1
+    grouped = sv.weighting_comparison(d, ["coupon_influenced"], group="stratum")
+    g = grouped.set_index(["stratum", "analysis"])
+    # stratum s2 answered: r4 (yes, 20), r5 (no, 10), r6 (no, 40), r7 (yes, 10)
+    assert g.loc[("s2", "weighted"), "estimate"] == pytest.approx(30 / 80)
+    assert g.loc[("s2", "unweighted"), "estimate"] == pytest.approx(2 / 4)
+    assert g.loc[("s1", "weighted"), "n_missing"] == 1
+    axg = psv.weighting_plot(grouped, group="stratum",
+                             truth={("coupon_influenced", "s2"): 0.4})
+    assert len(axg.get_yticklabels()) == 2
     ax = psv.weighting_plot(comp, truth={"coupon_influenced": 0.504})
     assert "weighted" in ax.get_title()
     assert any("优惠券" in t.get_text() for t in ax.get_yticklabels())

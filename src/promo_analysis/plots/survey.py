@@ -55,26 +55,32 @@ def weighting_plot(
     truth: pd.Series | dict | None = None,
     ax: plt.Axes | None = None,
     title: str | None = None,
+    group: str | None = None,
 ) -> plt.Axes:
-    """Weighted and unweighted shares with CIs per question, with the true value if known.
+    """Weighted and unweighted estimates with CIs per question (and group), with the truth.
 
     Parameters
     ----------
     comparison : DataFrame
-        :func:`promo_analysis.survey.weighting_comparison` output (share rows are plotted in
-        percent; mean rows are skipped unless they are the only ones).
-    truth : mapping variable -> population value, optional
-        E.g. from the simulator's ``ds.truth.survey``; drawn as a black cross.
+        :func:`promo_analysis.survey.weighting_comparison` output. Share rows are plotted in
+        percent; mean rows are skipped unless they are the only ones.
+    truth : mapping, optional
+        Population values keyed by variable (or by ``(variable, group level)`` with
+        ``group``), e.g. from the simulator's ``ds.truth.survey``; drawn as a black cross.
+    group : str, optional
+        The group column of a comparison made with ``group=`` (e.g. ``"region_id"``).
     """
     shares = comparison[comparison["statistic"] == "share"]
     data = shares if len(shares) else comparison
     scale = 100.0 if len(shares) else 1.0
-    variables = list(dict.fromkeys(data["variable"]))
-    ax = _ax(ax, (8, 0.8 + 0.7 * len(variables)))
+    keys = ["variable"] if group is None else ["variable", group]
+    items = list(dict.fromkeys(map(tuple, data[keys].itertuples(index=False, name=None))))
+    ax = _ax(ax, (8, 0.8 + 0.7 * len(items)))
     offsets = {"weighted": -0.15, "unweighted": 0.15}
     for analysis, off in offsets.items():
-        part = data[data["analysis"] == analysis].set_index("variable").reindex(variables)
-        y = np.arange(len(variables)) + off
+        part = data[data["analysis"] == analysis].set_index(keys)
+        part = part.reindex(pd.MultiIndex.from_tuples(items) if group else [i[0] for i in items])
+        y = np.arange(len(items)) + off
         est = part["estimate"].to_numpy() * scale
         err = np.vstack([est - part["ci_low"].to_numpy() * scale,
                          part["ci_high"].to_numpy() * scale - est])
@@ -83,11 +89,13 @@ def weighting_plot(
                            "unweighted": "未加权 unweighted (naive)"}[analysis])
     if truth is not None:
         truth = dict(truth)
-        ty = [i for i, v in enumerate(variables) if v in truth]
-        if ty:
-            ax.scatter([truth[variables[i]] * scale for i in ty], ty, marker="x", s=70,
+        found = [(i, truth[it if group else it[0]]) for i, it in enumerate(items)
+                 if (it if group else it[0]) in truth]
+        if found:
+            ax.scatter([v * scale for _, v in found], [i for i, _ in found], marker="x", s=70,
                        color="black", zorder=5, label="真值 true population value")
-    ax.set_yticks(np.arange(len(variables)), [_label(v) for v in variables])
+    ax.set_yticks(np.arange(len(items)),
+                  [" · ".join(_label(k) for k in it) for it in items])
     ax.invert_yaxis()
     ax.set_xlabel("比例 share (%)" if scale == 100 else "均值 mean")
     ax.set_title(title or "加权与未加权估计（95% 置信区间）\nweighted vs. unweighted estimates "

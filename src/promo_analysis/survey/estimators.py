@@ -309,6 +309,7 @@ def weighting_comparison(
     design: Design,
     variables: list[str] | tuple[str, ...],
     *,
+    group: str | None = None,
     ci: str = "logit",
     alpha: float = 0.05,
 ) -> pd.DataFrame:
@@ -316,31 +317,42 @@ def weighting_comparison(
 
     Boolean/0-1 variables are shares (``proportion`` with ``ci``), others means. The
     unweighted estimate is what an analysis ignoring the design reports: equal weights, no
-    strata, no clusters. Columns: ``variable, analysis ("weighted"/"unweighted"), estimate,
-    se, ci_low, ci_high, n, deff, n_missing``.
+    strata, no clusters. With ``group`` (e.g. ``"region_id"``) both are domain estimates per
+    level of ``group`` (:func:`by`). Columns: ``variable, [group,] analysis ("weighted" /
+    "unweighted"), statistic, estimate, se, ci_low, ci_high, n, deff, n_missing``.
     """
     naive = Design(design.data.assign(__equal_weight=1.0), weights="__equal_weight")
     rows = []
     for var in variables:
         col = design.column(var)
         binary = set(col.dropna().unique().tolist()) <= {False, True}
+        stat = "proportion" if binary else "mean"
         for name, d in (("weighted", design), ("unweighted", naive)):
-            if binary:
-                e = proportion(d, var, ci=ci, alpha=alpha)
+            if group is None:
+                e = (proportion(d, var, ci=ci, alpha=alpha) if binary
+                     else mean(d, var, alpha=alpha))
+                found = {None: e.to_frame().iloc[0]}
+                n_missing = e.diagnostics.get("n_missing", 0)
             else:
-                e = mean(d, var, alpha=alpha)
-            rows.append(
-                {
-                    "variable": var,
-                    "analysis": name,
-                    "statistic": "share" if binary else "mean",
-                    "estimate": e.estimate,
-                    "se": e.se,
-                    "ci_low": e.ci_low,
-                    "ci_high": e.ci_high,
-                    "n": e.n,
-                    "deff": e.extra.get("deff"),
-                    "n_missing": e.diagnostics.get("n_missing", 0),
-                }
-            )
+                tab = by(d, var, group, stat=stat, ci=ci, alpha=alpha)
+                found = {lev: row for lev, row in tab.table.iterrows()}
+                n_missing = tab.diagnostics["n_missing"]
+            for lev, r in found.items():
+                row = {"variable": var}
+                if group is not None:
+                    row[group] = lev
+                row.update(
+                    {
+                        "analysis": name,
+                        "statistic": "share" if binary else "mean",
+                        "estimate": r["estimate"],
+                        "se": r["se"],
+                        "ci_low": r["ci_low"],
+                        "ci_high": r["ci_high"],
+                        "n": int(r["n"]),
+                        "deff": r.get("deff"),
+                        "n_missing": n_missing,
+                    }
+                )
+                rows.append(row)
     return pd.DataFrame(rows)
