@@ -140,8 +140,8 @@ def effect_interval_plot(
     ax.set_yticks(y, t[label_col].astype(str).tolist())
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title + "\n点与横线：估计值及 95% 置信区间 dots and bars: estimate, 95% CI",
+                 fontsize=10)
     return ax
 
 

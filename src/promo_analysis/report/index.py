@@ -113,8 +113,9 @@ def index_html(
             links.append(f"<td class='failed'>失败 failed: {e(str(info.get('error', '')))}</td>")
     body.append("<tr><th>报告 report</th>" + "".join(links) + "</tr>")
     parts.append("<table>" + header + "".join(body) + "</table>")
-    parts.append("<p class='pa-note'>全量统计，无抽样误差；少于 10 位客户的单元格已隐藏。"
-                 "Census totals, no sampling error; cells describing fewer than 10 customers "
+    k = run["parameters"].get("k", DEFAULT_K)
+    parts.append(f"<p class='pa-note'>全量统计，无抽样误差；少于 {k} 位客户的单元格已隐藏。"
+                 f"Census totals, no sampling error; cells describing fewer than {k} customers "
                  "are suppressed.</p>")
     if chart_png_b64:
         parts.append(f"<figure><img alt='各地区散户收入对比 walk-in revenue by region' "
