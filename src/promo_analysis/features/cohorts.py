@@ -73,6 +73,7 @@ def cohort_counts(
     freq: str = "M",
     periods: int = 12,
     cohort_by: str | None = None,
+    region: str | None = None,
 ) -> pd.DataFrame:
     """Active customers of each acquisition cohort k periods after acquisition, in the engine.
 
@@ -88,6 +89,8 @@ def cohort_counts(
         Number of periods ``k = 0 .. periods - 1``.
     cohort_by : str, optional
         ``"first_used_coupon"`` (groups ``coupon`` / ``organic``) or a column of ``customers``.
+    region : str, optional
+        Only shipments with this ``region_id``.
 
     Returns
     -------
@@ -102,6 +105,8 @@ def cohort_counts(
         raise ValueError(f"periods must be >= 1, got {periods}")
     trunc, unit = FREQ_UNITS[freq]
     s = _shipments(ds, ["customer_id", "sent_at", "shipment_id", "coupon_id"])
+    if region is not None:
+        s = s.filter(s.region_id == region)
     first = _group_column(ds, s, _first_shipment(s), cohort_by)
     first = first.mutate(cohort=first.first_sent_at.truncate(trunc).date())
     act = s.select(customer_id=s.customer_id, period=s.sent_at.truncate(trunc).date()).distinct()

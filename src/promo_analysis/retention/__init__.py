@@ -24,7 +24,12 @@ from promo_analysis.retention.bgnbd import (
 )
 from promo_analysis.retention.cohorts import CohortResult, cohort_matrix
 from promo_analysis.retention.cox import CoxResult, concordance_index, cox
-from promo_analysis.retention.habit import HabitResult, habit_formation
+from promo_analysis.retention.habit import (
+    HabitResult,
+    habit_formation,
+    ratio_share,
+    value_by_acquisition,
+)
 from promo_analysis.retention.survival import KaplanMeierResult, kaplan_meier, logrank
 
 __all__ = [
@@ -45,5 +50,7 @@ __all__ = [
     "habit_formation",
     "kaplan_meier",
     "logrank",
+    "ratio_share",
     "rfm_summary",
+    "value_by_acquisition",
 ]

@@ -397,6 +397,12 @@ class GammaGamma:
                              "converged": bool(res.success)}
         self.result_ = _fit_result_table(self.names, theta, cov, self.n_, "gamma-gamma ml",
                                          self.alpha)
+        if theta[1] > 1e4:
+            # q, gamma -> infinity with gamma / q fixed: every customer has the same mean spend
+            self.result_.warnings.append(
+                "no between-customer heterogeneity in mean spend was found (q -> infinity): "
+                "the model reduces to one common mean; q and gamma and their SEs are not "
+                "meaningful, mean_spend is")
         return self
 
     @property

@@ -95,6 +95,7 @@ def cohort_matrix(
     freq: str = "M",
     periods: int = 12,
     cohort_by: str | None = None,
+    region: str | None = None,
 ) -> CohortResult:
     """Share and count of each acquisition cohort active k periods after acquisition.
 
@@ -113,6 +114,8 @@ def cohort_matrix(
     cohort_by : str, optional
         A column whose value on the customer's first transaction splits the cohorts (for a
         Dataset: ``"first_used_coupon"`` or a customers column).
+    region : str, optional
+        Dataset only: restrict to the shipments of one ``region_id``.
 
     Returns
     -------
@@ -129,7 +132,8 @@ def cohort_matrix(
     if hasattr(data, "table") and not isinstance(data, pd.DataFrame):
         from promo_analysis.features.cohorts import cohort_counts
 
-        counts = cohort_counts(data, freq=freq, periods=periods, cohort_by=cohort_by)
+        counts = cohort_counts(data, freq=freq, periods=periods, cohort_by=cohort_by,
+                               region=region)
         return CohortResult(counts=counts, freq=freq, diagnostics={"engine": True})
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a DataFrame or a Dataset, got {type(data).__name__}")
