@@ -12,6 +12,7 @@ import pandas as pd
 
 from promo_analysis.plots.fonts import use_cjk_font
 from promo_analysis.regions import REGIONS, region_names
+from promo_analysis.results import TableResult
 
 __all__ = ["SURVEY_LABELS", "weighting_plot", "domain_plot", "says_does_plot"]
 
@@ -106,7 +107,7 @@ def weighting_plot(
 
 
 def domain_plot(
-    result,
+    result: TableResult,
     ax: plt.Axes | None = None,
     percent: bool = True,
     title: str | None = None,
@@ -136,7 +137,9 @@ def domain_plot(
     return ax
 
 
-def says_does_plot(result, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+def says_does_plot(
+    result: TableResult, ax: plt.Axes | None = None, title: str | None = None
+) -> plt.Axes:
     """What respondents say vs. what they do (:func:`promo_analysis.survey.linked_behaviour`).
 
     Percent-point rows: the yes - no differences in later behaviour and the behavioural

@@ -312,6 +312,8 @@ class Design:
             "fpc": self.fpc_col is not None,
             "lonely_psu": self.lonely_psu,
             "lonely_strata": int(self._lonely.sum()),
+            # Kish's effective sample size of the weights alone: (sum w)^2 / sum w^2
+            "kish_ess": float(self.weights.sum() ** 2 / (self.weights**2).sum()),
         }
 
     def subset_weights(self, mask: np.ndarray) -> np.ndarray:
