@@ -134,3 +134,11 @@ def test_ties_and_strata_match_statsmodels_phreg(ties):
     np.testing.assert_allclose(mine.params.to_numpy(), ref.params, rtol=1e-6)
     np.testing.assert_allclose(mine.coefficients.se.to_numpy(), ref.bse, rtol=1e-5)
     assert mine.loglik == pytest.approx(ref.llf, rel=1e-9)
+
+
+def test_collinear_covariates_warn_instead_of_crashing():
+    df = _data(n=200, seed=12)
+    df["x2"] = 2 * df["x"]
+    res = cox(df, "t", "e", ["x", "x2"])
+    assert any("singular" in w for w in res.warnings)
+    assert res.coefficients.se.isna().all()

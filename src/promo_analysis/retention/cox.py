@@ -200,7 +200,10 @@ def _fit_cox(X: np.ndarray, t: np.ndarray, e: np.ndarray, strata: np.ndarray, ti
     ll, score, info = total(beta)
     converged = False
     for _ in range(max_iter):
-        step = np.linalg.solve(info, score)
+        try:
+            step = np.linalg.solve(info, score)
+        except np.linalg.LinAlgError:  # singular information: least-squares step, warned later
+            step = np.linalg.lstsq(info, score, rcond=None)[0]
         for _half in range(30):
             new = beta + step
             ll_new, score_new, info_new = total(new)
@@ -385,7 +388,9 @@ def cox(
     st = np.zeros(len(t), int) if strata is None else pd.factorize(data[strata])[0]
     beta, llf, info, resid, ev_times, converged = _fit_cox(X.to_numpy(float), t, e, st, ties)
     params = pd.Series(beta, index=X.columns)
-    cov = pd.DataFrame(np.linalg.inv(info), index=X.columns, columns=X.columns)
+    singular = not np.isfinite(np.linalg.cond(info)) or np.linalg.cond(info) > 1e12
+    cov_arr = np.full_like(info, np.nan) if singular else np.linalg.inv(info)
+    cov = pd.DataFrame(cov_arr, index=X.columns, columns=X.columns)
     se = np.sqrt(np.diag(cov))
     rows = {}
     z = stats.norm.ppf(1 - alpha / 2)
@@ -416,6 +421,9 @@ def cox(
     warns = []
     if not converged:
         warns.append("Newton-Raphson did not converge in 50 iterations")
+    if singular:
+        warns.append("the information matrix is singular (collinear covariates or a "
+                     "covariate that separates events): no standard errors")
     if not np.all(np.isfinite(se)):
         warns.append("some standard errors are not finite: check for separation or "
                      "collinear covariates")
