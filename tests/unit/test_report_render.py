@@ -160,6 +160,7 @@ def test_export_html_is_offline_code_free_and_utf8():
 
 
 # ------------------------------------------------------------------ render_reports
+@pytest.mark.notebooks
 def test_failing_region_isolated_and_cli_exit_code(dataset_dir, tmp_path):
     from typer.testing import CliRunner
 
@@ -206,6 +207,7 @@ def test_bad_parameters_refused_before_any_run(dataset_dir, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.notebooks
 def test_rerun_makes_a_new_run_and_moves_latest(dataset_dir, tmp_path):
     from promo_analysis.report import render_reports
 
