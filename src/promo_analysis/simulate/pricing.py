@@ -126,7 +126,15 @@ def later_coupon_use(sc, tl: Timeline, rp: dict, world, rng) -> None:
     seg = people.segment[cust]
     act = world.active[seg, day]
     rec["campaign"] = act
-    later = (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == "express")
+    # personal coupons reach a customer from the day after the first parcel on (a coupon on
+    # the first parcel's day would make them look like a prospect with a coupon)
+    first_day = np.full(len(people), np.iinfo(np.int64).max)
+    f1 = k == 1
+    first_day[cust[f1]] = day[f1]
+    later = (
+        (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == "express")
+        & (day > first_day[cust])
+    )
     thr = np.where(act >= 0, 0.0, LOYALTY_DESIGN[0])
     if (act >= 0).any():
         thr_c = np.array([c.threshold for c in world.campaigns] + [np.nan])

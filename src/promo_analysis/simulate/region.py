@@ -15,7 +15,7 @@ from .campaigns import Campaign
 from .population import PRIOR, PROSPECT, People, draw_people, draw_walkins
 from .pricing import assign_products_prices, calibrate_prices, later_coupon_use
 from .scenario import Scenario
-from .sending import clock, first_send_day, repeat_chains
+from .sending import clock, clock_at, first_send_day, repeat_chains, time_at
 from .timeline import Timeline, calendar_weights
 
 __all__ = ["RegionWorld", "simulate_region"]
@@ -55,6 +55,8 @@ class RegionWorld:
     acquired: np.ndarray
     churn_years: np.ndarray
     day2: np.ndarray
+    time2: np.ndarray  # calendar time of the second recorded parcel (fractional day), -1 none
+    pos2: np.ndarray  # its repeat-clock position
     # parcels (records), one entry per parcel
     rec: dict[str, np.ndarray] = field(default_factory=dict)
     price_factor: dict = field(default_factory=dict)
@@ -108,7 +110,7 @@ def simulate_region(
     rp = sc.region(region)
     pp, cp = sc.people, sc.coupons
     D = tl.n_days
-    size = float(rp["revenue_2022"]) * scale / 20.0
+    size = float(rp["revenue_2022"]) * float(rp["population_scale"]) * scale / 20.0
     W, V, active, rep_factor, pro_factor = _campaign_weights(sc, tl, region, campaigns)
     L, G = clock(W), clock(V)
     n_seg = W.shape[0]
@@ -236,7 +238,7 @@ def simulate_region(
         coupon_day=coupon_day, coupon_design=coupon_design, coupon_source=coupon_source,
         t_first=t_first, exp_arm=exp_arm, exp_day=exp_day, experiment=experiment,
         walkin_u=walkin_u, mu=mu, acquired=np.zeros(n, bool), churn_years=churn_years,
-        day2=np.full(n, -1, dtype=np.int64),
+        day2=np.full(n, -1, dtype=np.int64), time2=np.full(n, -1.0), pos2=np.full(n, np.nan),
     )
 
     # first parcels of prospects and walk-ins: product, price, coupon use -> coupon-acquired
@@ -248,31 +250,22 @@ def simulate_region(
         "day": t_first[first_idx],
     }
     seg_f = people.segment[first_idx]
-    Lg0 = L[seg_f, first["day"]]
-    Lg1 = L[seg_f, first["day"] + 1]
-    first["pos"] = Lg0 + rng.random(first_idx.size) * (Lg1 - Lg0)
-
-    # prior senders' chains start at the period start; their first event is recorded
-    prior_idx = np.flatnonzero(people.kind == PRIOR)
-    hr = float(sc.retention["hazard_ratio"])
+    first["time"] = first["day"] + rng.random(first_idx.size)
+    first["pos"] = np.empty(first_idx.size)
+    for g in np.unique(seg_f):
+        m = seg_f == g
+        first["pos"][m] = clock_at(L[g], first["time"][m])
 
     # first-parcel coupon use needs prices: draw attributes for the first parcels now
     assign_products_prices(sc, tl, rp, first, rng)
     _first_parcel_coupons(sc, world, first, rng)
     world.acquired[first_idx] = first["coupon_kind"] > 0
+    hr = float(sc.retention["hazard_ratio"])
+    chains_new = _chains(world, first_idx, first["time"], frailty, hr, rng)
 
-    chains_new = repeat_chains(
-        L, people.segment[first_idx], first["pos"],
-        mu[first_idx] * np.where(world.acquired[first_idx], hr, 1.0),
-        mu[first_idx] * frailty[first_idx], churn_years[first_idx],
-        np.zeros(first_idx.size, bool), rng,
-    )
-    chains_new["cust"] = first_idx[chains_new["cust"]]
-    world.day2[first_idx] = chains_new.pop("day2")
-    # prior senders: the first recorded parcel is a chain event; its coupon use is drawn
-    # with the later parcels, and decides nothing about their second-parcel rate here
-    # (drawn before prices; see _prior_first), so prior senders' first-to-second gap has
-    # rate mu for organic and mu*hr for coupon-acquired as for everyone.
+    # prior senders: the first recorded parcel is the first event of their (established)
+    # sending process after the period start; from it on they are like everyone else
+    prior_idx = np.flatnonzero(people.kind == PRIOR)
     chains_prior = _prior_chains(sc, tl, rp, world, prior_idx, frailty, hr, rng)
 
     rec = _concat_records([first, chains_new, chains_prior])
@@ -303,19 +296,31 @@ def _prior_chains(sc, tl, rp, world, prior_idx, frailty, hr, rng):
         "day": day0[sends],
         "pos": pos0[sends],
     }
+    first["time"] = np.empty(idx.size)
+    for g in np.unique(seg[sends]):
+        m = seg[sends] == g
+        first["time"][m] = time_at(L[g], first["pos"][m])
     assign_products_prices(sc, tl, rp, first, rng)
     _first_parcel_coupons(sc, world, first, rng)
     world.acquired[idx] = first["coupon_kind"] > 0
     world.t_first[idx] = first["day"]
+    return _concat_records([first, _chains(world, idx, first["time"], frailty, hr, rng)])
+
+
+def _chains(world, idx, start_time, frailty, hr, rng) -> dict:
+    """Parcels after the first recorded one of customers ``idx`` (see :mod:`.sending`)."""
     ch = repeat_chains(
-        L, people.segment[idx], first["pos"],
+        world.L, world.people.segment[idx], start_time,
         world.mu[idx] * np.where(world.acquired[idx], hr, 1.0),
-        world.mu[idx] * frailty[idx], world.churn_years[idx],
-        np.zeros(idx.size, bool), rng,
+        world.mu[idx] * frailty[idx], world.churn_years[idx], rng,
     )
     ch["cust"] = idx[ch["cust"]]
-    world.day2[idx] = ch.pop("day2")
-    return _concat_records([first, ch])
+    world.time2[idx] = ch.pop("time2")
+    world.pos2[idx] = ch.pop("pos2")
+    world.day2[idx] = np.where(world.time2[idx] >= 0, np.floor(world.time2[idx]), -1).astype(
+        np.int64
+    )
+    return ch
 
 
 def _first_parcel_coupons(sc: Scenario, world: RegionWorld, first: dict, rng) -> None:
@@ -403,6 +408,6 @@ def _missing(key: str, m: int) -> np.ndarray:
         return np.zeros(m, bool)
     if key in ("product", "channel", "payment"):
         return np.full(m, None, dtype=object)
-    if key in ("list_price", "pre_bunch"):
+    if key in ("list_price", "pre_bunch", "time", "pos"):
         return np.full(m, np.nan)
     raise KeyError(key)

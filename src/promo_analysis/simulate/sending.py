@@ -13,9 +13,12 @@ cumulative, in years):
   and a customer's events in a world without that campaign are the same draws mapped through
   the campaign-free clock (exact coupling, used for the campaign truth).
 
-The gap from first to second parcel has rate ``mu * hazard_ratio^[coupon-acquired]`` with
-``mu = exp(repeat_log_rate + segment offset + repeat_wechat_effect * wechat)``: proportional
-hazards given segment, WeChat contact and region. Later gaps have rate ``mu * frailty``
+The gap from first to second parcel is exponential in *calendar* time (days since the first
+parcel, no seasonality) with rate ``mu * hazard_ratio^[coupon-acquired]`` per year,
+``mu = exp(repeat_log_rate + segment offset + repeat_wechat_effect * wechat)``: exactly
+proportional hazards in time since the first parcel given segment, WeChat contact and region
+(a calendar-modulated gap would not be: customers acquired during a campaign, more often with
+a coupon, would start on a fast clock). Later gaps have rate ``mu * frailty``
 (gamma, mean 1); churn (exponential, mean ``churn_mean_years``) starts at the second parcel.
 """
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["clock", "first_send_day", "repeat_chains", "day_of"]
+__all__ = ["clock", "clock_at", "time_at", "first_send_day", "repeat_chains", "day_of"]
 
 
 def clock(weights: np.ndarray) -> np.ndarray:
@@ -75,64 +78,97 @@ def first_send_day(
     return out
 
 
+def clock_at(clk: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Clock position at calendar time ``t`` (days, fractional: day + share of the day)."""
+    n_days = len(clk) - 1
+    d = np.clip(np.floor(t).astype(np.int64), 0, n_days - 1)
+    frac = np.clip(t - d, 0.0, 1.0)
+    return clk[d] + frac * (clk[d + 1] - clk[d])
+
+
+def time_at(clk: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Calendar time (fractional day) at which clock ``clk`` reaches ``pos``; ``n_days`` if
+    never inside the period."""
+    n_days = len(clk) - 1
+    d = np.clip(np.searchsorted(clk, pos, side="left") - 1, 0, n_days - 1)
+    width = clk[d + 1] - clk[d]
+    frac = np.where(width > 0, (pos - clk[d]) / np.where(width > 0, width, 1.0), 0.0)
+    return np.where(pos > clk[-1], float(n_days), d + np.clip(frac, 0.0, 1.0))
+
+
 def repeat_chains(
     L: np.ndarray,
     seg: np.ndarray,
-    start_pos: np.ndarray,
+    start_time: np.ndarray,
     rate_first: np.ndarray,
     rate_later: np.ndarray,
     churn_years: np.ndarray,
-    first_is_event: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Repeat parcels of customers whose chain starts at clock position ``start_pos``.
+    """Parcels after a customer's first recorded one, sent at calendar time ``start_time``.
 
-    For customers with ``first_is_event`` (prior senders) the first *recorded* parcel is itself
-    the first event of the chain, drawn with ``rate_later``; their second recorded parcel then
-    follows with ``rate_first`` (so every customer's first-to-second gap is proportional
-    hazards). Churn: a customer stops ``churn_years`` (calendar) after the second recorded
-    parcel.
+    The second parcel follows after an exponential gap in *calendar* time with rate
+    ``rate_first`` per year (proportional hazards in time since the first parcel, exactly);
+    later parcels are events of a Poisson process with rate ``rate_later`` on the repeat
+    clock ``L[seg]`` (calendar, trend, campaigns). Churn: a customer stops ``churn_years``
+    (calendar) after the second parcel.
 
-    Returns arrays ``cust`` (index into the inputs), ``k`` (1 = first recorded parcel),
-    ``pos`` (clock position), ``day``; plus per customer ``day2`` (day of the second
-    recorded parcel, -1 if none) -- records with ``k == 1`` are only returned for
-    ``first_is_event`` customers.
+    Returns per record ``cust`` (index into the inputs), ``k`` (2, 3, ...), ``pos`` (clock
+    position), ``time`` (fractional day), ``day``; per customer ``day2`` and ``time2`` (the
+    second parcel, -1 if none) and ``pos2``.
     """
     n_days = L.shape[1] - 1
     n = len(seg)
-    pos = start_pos.astype(float).copy()
-    k = np.where(first_is_event, 0, 1).astype(np.int64)
-    churn_day = np.full(n, np.inf)
-    day2 = np.full(n, -1, dtype=np.int64)
+    t = start_time.astype(float).copy()
+    pos = np.zeros(n)
+    k = np.ones(n, dtype=np.int64)
+    churn_at = np.full(n, np.inf)
+    time2 = np.full(n, -1.0)
+    pos2 = np.full(n, np.nan)
     alive = np.arange(n)
-    out_c, out_k, out_p, out_d = [], [], [], []
+    out_c, out_k, out_p, out_t = [], [], [], []
     while alive.size:
         kk = k[alive]
-        rate = np.where(kk == 1, rate_first[alive], rate_later[alive])
-        pos_a = pos[alive] + rng.standard_exponential(alive.size) / rate
-        day = np.full(alive.size, n_days, dtype=np.int64)
         sg = seg[alive]
+        t_new = np.empty(alive.size)
+        p_new = np.empty(alive.size)
+        gap1 = kk == 1
+        # second parcel: calendar-time exponential gap
+        t_new[gap1] = t[alive[gap1]] + rng.standard_exponential(int(gap1.sum())) / rate_first[
+            alive[gap1]
+        ] * 365.0
+        later = ~gap1
+        p_new[later] = pos[alive[later]] + (
+            rng.standard_exponential(int(later.sum())) / rate_later[alive[later]]
+        )
         for g in np.unique(sg):
-            m = sg == g
-            d = np.searchsorted(L[g], pos_a[m], side="left") - 1
-            day[m] = np.where(pos_a[m] > L[g][-1], n_days, np.maximum(d, 0))
-        ok = (day < n_days) & (day < churn_day[alive])
+            m1 = gap1 & (sg == g)
+            p_new[m1] = clock_at(L[g], np.minimum(t_new[m1], n_days - 1e-9))
+            m2 = later & (sg == g)
+            t_new[m2] = time_at(L[g], p_new[m2])
+        ok = (t_new < n_days) & (t_new < churn_at[alive])
         idx = alive[ok]
         knew = kk[ok] + 1
         out_c.append(idx)
         out_k.append(knew)
-        out_p.append(pos_a[ok])
-        out_d.append(day[ok])
+        out_p.append(p_new[ok])
+        out_t.append(t_new[ok])
         second = knew == 2
-        day2[idx[second]] = day[ok][second]
-        churn_day[idx[second]] = day[ok][second] + churn_years[idx[second]] * 365.0
-        pos[idx] = pos_a[ok]
+        time2[idx[second]] = t_new[ok][second]
+        pos2[idx[second]] = p_new[ok][second]
+        churn_at[idx[second]] = t_new[ok][second] + churn_years[idx[second]] * 365.0
+        pos[idx] = p_new[ok]
+        t[idx] = t_new[ok]
         k[idx] = knew
         alive = idx
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+    times = cat(out_t, float)
     return {
-        "cust": np.concatenate(out_c) if out_c else np.zeros(0, np.int64),
-        "k": np.concatenate(out_k) if out_k else np.zeros(0, np.int64),
-        "pos": np.concatenate(out_p) if out_p else np.zeros(0),
-        "day": np.concatenate(out_d) if out_d else np.zeros(0, np.int64),
-        "day2": day2,
+        "cust": cat(out_c, np.int64),
+        "k": cat(out_k, np.int64),
+        "pos": cat(out_p, float),
+        "time": times,
+        "day": np.floor(times).astype(np.int64),
+        "time2": time2,
+        "pos2": pos2,
     }

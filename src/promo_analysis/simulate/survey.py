@@ -56,6 +56,7 @@ def simulate_survey(
     size = 20 + rng.poisson(180, size=n_out)
     outlet_eff = rng.normal(0.0, 0.5, size=n_out)
     person_outlet = np.repeat(np.arange(n_out), size)
+    first_member = np.r_[0, np.cumsum(size)]
     N = person_outlet.size
     age = rng.choice(3, size=N, p=_AGE_SHARE)
     lin = outlet_eff[person_outlet] + _AGE_EFFECT[age]
@@ -83,7 +84,7 @@ def simulate_survey(
         outlets = np.flatnonzero(h_of == h)
         chosen = np.sort(rng.choice(outlets, size=min(n_h[h], outlets.size), replace=False))
         for o in chosen:
-            members = np.flatnonzero(person_outlet == o)
+            members = np.arange(first_member[o], first_member[o + 1])
             k = min(m, members.size)
             pick = np.sort(rng.choice(members, size=k, replace=False))
             dw = (M[h] / len(chosen)) * (members.size / k)

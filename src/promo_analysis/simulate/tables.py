@@ -151,15 +151,17 @@ def region_tables(
     s_at = sent[used]
     k_used = kind[used]
     first_at = first_s[rec["cust"][used]]
-    lo = np.where(k_used == 4, np.maximum(first_at + _MIN, s_at - 20 * _DAY), 0)
-    lo = np.where(k_used == 3, np.maximum(first_at + _MIN, c_start * _DAY + 8 * 3600), lo)
+    # personal coupons: from the morning after the first parcel's day
+    after_first = (first_at // _DAY + 1) * _DAY + 8 * 3600
+    lo = np.where(k_used == 4, np.maximum(after_first, s_at - 20 * _DAY), 0)
+    lo = np.where(k_used == 3, np.maximum(after_first, c_start * _DAY + 8 * 3600), lo)
     lo = np.where(k_used == 2, np.maximum(c_start * _DAY + 8 * 3600, s_at - 14 * _DAY), lo)
     hi = s_at - _MIN
     lo = np.minimum(lo, hi)
     iss = lo + np.floor(rng.random(used.size) * (hi - lo + 1)).astype(np.int64)
     iss = np.minimum(iss, hi)
-    # personal coupons strictly after the first recorded parcel
-    iss = np.where(k_used == 2, iss, np.maximum(iss, first_at + 1))
+    # personal coupons on a day after the first recorded parcel's day (before this parcel)
+    iss = np.where(k_used == 2, iss, np.maximum(iss, after_first))
     exp_s = np.where(k_used == 4, iss + validity * _DAY, (c_end + 1) * _DAY - 1)
     wechat = people.wechat[rec["cust"][used]]
     chan = np.where(
@@ -200,7 +202,7 @@ def region_tables(
         if n_extra and pool.size:
             who = rng.choice(pool, size=n_extra, replace=True)
             iss = (c.start + rng.integers(0, c.days, size=n_extra)) * _DAY + 8 * 3600
-            iss = np.maximum(iss, first_s[who] + 1)
+            iss = np.maximum(iss, (first_s[who] // _DAY + 1) * _DAY + 8 * 3600)
             extra.append((ci, who, iss))
         if n_anon:
             iss = (c.start + rng.integers(0, c.days, size=n_anon)) * _DAY + 8 * 3600

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .population import PRIOR, PROSPECT, WALKIN
-from .region import LAST_ISSUE_MARGIN, RegionWorld
-from .sending import clock, first_send_day
+from .region import RegionWorld
+from .sending import clock, clock_at, first_send_day, time_at
 from .timeline import Timeline
 
 __all__ = ["GroundTruth", "first_use_units", "experiment_truth", "campaign_truth"]
@@ -122,30 +122,37 @@ def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> pd.Data
     and the exact effects: ``effect_own`` (own coupon design; treated only), ``effect_mix``
     (design drawn from the courier design mix) and ``effect_<design>`` per design.
 
-    Population (as :func:`promo_analysis.features.first_use_table` builds it): prospects not in
-    an experiment. Treated: the courier coupon's day (received while eligible by
-    construction). Controls: no coupon while eligible; index date drawn uniformly from the
-    region's treated index dates that fall in their eligible days ``[max(known, start),
-    min(first send, end - 31)]``; controls without such a date are left out.
+    Population: prospects not in an experiment. Treated: each prospect's courier coupon (the
+    first and only coupon they receive while eligible), index date = its issue day. Controls
+    (risk-set sampling, the sequential target trial): every prospect draws one day ``d``
+    uniformly from the region's treated index days, *independently of when they send*, and is
+    a control at ``d`` if eligible then -- known (``known_since <= d``), no parcel before ``d``
+    and no coupon on or before ``d``. (Drawing ``d`` only among days before the prospect's
+    first parcel would condition on the outcome: early senders' pseudo dates pile up just
+    before their first parcel.) A prospect may be a control at ``d`` and treated later.
     """
     cp = sc.coupons
     V = int(cp["validity_days"])
-    D = world.G.shape[1] - 1
     people = world.people
     pop = (people.kind == PROSPECT) & (world.exp_arm < 0)
     treated = pop & (world.coupon_source == 1)
     pool = np.sort(world.coupon_day[treated])
-    ctrl = np.flatnonzero(pop & (world.coupon_source == 0))
-    lo = world.e0[ctrl]
-    hi = np.minimum(world.t_first[ctrl], D - LAST_ISSUE_MARGIN)
-    a = np.searchsorted(pool, lo, side="left")
-    b = np.searchsorted(pool, hi, side="right")
-    ok = b > a
-    ctrl, a, b = ctrl[ok], a[ok], b[ok]
-    pick = a + np.floor(rng.random(ctrl.size) * (b - a)).astype(np.int64)
+    cand = np.flatnonzero(pop)
+    if pool.size:
+        d = pool[rng.integers(0, pool.size, size=cand.size)]
+    else:
+        d = np.zeros(cand.size, dtype=np.int64)
+    cday = world.coupon_day[cand]
+    ok = (
+        (pool.size > 0)
+        & (people.known_day[cand] <= d)
+        & (world.t_first[cand] >= d)
+        & ((cday < 0) | (cday > d))
+    )
+    ctrl, cd = cand[ok], d[ok]
     t_idx = np.flatnonzero(treated)
     who = np.r_[t_idx, ctrl]
-    day = np.r_[world.coupon_day[t_idx], pool[pick] if pool.size else np.zeros(0, np.int64)]
+    day = np.r_[world.coupon_day[t_idx], cd]
     H = _p30(world, who, day, V)
     tau = np.asarray(sc.people["coupon_tau"], float)[people.segment[who]]
     dfac = np.asarray(cp["design_factor"], float)
@@ -263,7 +270,6 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
     cust = rec["cust"]
     seg_r = people.segment[cust]
     rows = []
-    churn_day = np.where(world.day2 >= 0, world.day2 + world.churn_years * 365.0, np.inf)
     tau = np.asarray(sc.people["coupon_tau"], float)[people.segment]
     dfac = np.asarray(cp["design_factor"], float)
     mult = np.where(
@@ -295,29 +301,37 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
             f = world.pro_factor[ci][T1[wk] - s]
             gone = world.walkin_u[wk] >= 1.0 / f
             T0[wk[gone]] = D
-        moved = np.flatnonzero((T0 != T1) & (T1 < D))
-        delta = np.zeros(len(people))
-        ok = moved[T0[moved] < D]
-        if ok.size:
-            g_ok = people.segment[ok]
-            delta[ok] = Lm[g_ok, T0[ok]] - world.L[g_ok, T1[ok]]
-        churn_cf = churn_day + np.where(T0 < D, T0 - T1, 0)
+        # prior senders: their first recorded parcel is an event of the repeat clock
+        pr = np.flatnonzero(tseg & (people.kind == PRIOR) & (T1 >= s) & (T1 < D))
+        if pr.size:
+            first_rec = np.flatnonzero((rec["k"] == 1) & np.isin(cust, pr))
+            for g in targeted:
+                m = first_rec[seg_r[first_rec] == g]
+                if m.size:
+                    T0[cust[m]] = np.floor(time_at(Lm[g], rec["pos"][m])).astype(np.int64)
+        shift = np.where((T0 < D) & (T1 < D), T0 - T1, 0)
+        churn_cf = np.where(
+            world.time2 >= 0, world.time2 + shift + world.churn_years * 365.0, np.inf
+        )
 
         cand = np.flatnonzero(np.isin(seg_r, targeted) & (rec["day"] >= s) & (rec["day"] <= pe + 30))
         rc = cust[cand]
         k = rec["k"][cand]
         day = rec["day"][cand]
-        cf_day = np.full(cand.size, D, dtype=np.int64)
-        is_first_new = (k == 1) & (people.kind[rc] != PRIOR)
-        cf_day[is_first_new] = T0[rc[is_first_new]]
-        other = ~is_first_new
-        pos = rec["pos"][cand] + delta[rc]
+        cf_time = np.full(cand.size, float(D))
+        f1 = k == 1
+        cf_time[f1] = T0[rc[f1]]
+        f2 = k == 2
+        cf_time[f2] = rec["time"][cand][f2] + shift[rc[f2]]
+        f3 = k >= 3
         for g in targeted:
-            m = other & (seg_r[cand] == g)
+            m = f3 & (seg_r[cand] == g)
             if m.any():
-                d = np.searchsorted(Lm[g], pos[m], side="left") - 1
-                cf_day[m] = np.where(pos[m] > Lm[g][-1], D, np.maximum(d, 0))
-        exists = (T0[rc] < D) & ((k <= 2) | (cf_day < churn_cf[rc]))
+                r = rc[m]
+                start = clock_at(Lm[g], np.minimum(world.time2[r] + shift[r], D - 1e-9))
+                cf_time[m] = time_at(Lm[g], rec["pos"][cand][m] - world.pos2[r] + start)
+        cf_day = np.floor(cf_time).astype(np.int64)
+        exists = (T0[rc] < D) & (cf_time < D) & ((k <= 2) | (cf_time < churn_cf[rc]))
         own = rec["coupon_campaign"][cand] == ci
         rev = rec["revenue"][cand]
         rev_cf = np.where(own, rec["list_orig"][cand], rec["revenue"][cand])
