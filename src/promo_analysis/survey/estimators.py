@@ -276,11 +276,12 @@ def by(
     g_missing = int(g.isna().sum())
     if g_missing:
         notes.append(f"{g_missing} of {design.n} rows have no {group!r}; excluded")
-    levels = pd.Index(pd.unique(g.dropna())).sort_values()
+    codes, levels = pd.factorize(g, sort=True)  # missing group -> -1
+    levels = pd.Index(levels)
     estimates: dict[Any, Estimate] = {}
     zs = []
-    for lev in levels:
-        dom = values.observed & (g == lev).fillna(False).to_numpy(dtype=bool)
+    for i, lev in enumerate(levels):
+        dom = values.observed & (codes == i)
         e = _estimate(
             design, values, dom, stat, alpha=alpha, ci=ci, label=f"{var} | {group}={lev}",
             estimand=f"{stat} of {var} in domain {group}={lev}",
