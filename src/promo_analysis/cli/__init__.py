@@ -34,9 +34,9 @@ def main(
 
 
 def _register() -> None:
-    from promo_analysis.cli import report_cmd, validate_cmd
+    from promo_analysis.cli import report_cmd, simulate_cmd, validate_cmd
 
-    for module in (validate_cmd, report_cmd):
+    for module in (validate_cmd, report_cmd, simulate_cmd):
         module.register(app)
 
 
