@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ibis
 import numpy as np
 import pandas as pd
 
@@ -59,6 +58,8 @@ def linked_outcomes(ds: Any, survey: pd.DataFrame, window_days: int = 30) -> pd.
         columns=["response_id", "n_before", "n_window", "n_full_price_window"]
     )
     if len(ids):
+        import ibis  # the engine is only needed here
+
         sv = ibis.memtable(
             ids.assign(surveyed_at=pd.to_datetime(ids["surveyed_at"])).astype(
                 {"response_id": str, "customer_id": str}

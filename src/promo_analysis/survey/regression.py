@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
 
 from promo_analysis.results import TableResult, normal_interval
 from promo_analysis.survey.design import Design, SurveyDesignError
 
 __all__ = ["glm", "SurveyGLMResult"]
 
-_FAMILIES = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian}
+_FAMILIES = ("binomial", "gaussian")
 
 
 @dataclass(repr=False)  # keep TableResult's one-line repr
@@ -89,7 +87,11 @@ def glm(
         ``cov_params``; rows excluded for missing values counted in ``warnings``.
     """
     if family not in _FAMILIES:
-        raise ValueError(f"family must be one of {tuple(_FAMILIES)}, got {family!r}")
+        raise ValueError(f"family must be one of {_FAMILIES}, got {family!r}")
+    # statsmodels is imported here: a survey user who never fits a model does not pay for it
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
     data = _prepare_outcome(design.data.reset_index(drop=True), formula)
     spec = smf.glm(formula, data, missing="drop")
     y, x = np.asarray(spec.endog, float), np.asarray(spec.exog, float)
@@ -102,7 +104,8 @@ def glm(
             f" of {len(y)} rows do not (e.g. {y[(y < 0) | (y > 1)][0]!r})"
         )
     w = design.weights[rows]
-    fit = sm.GLM(y, x, family=_FAMILIES[family](), var_weights=w).fit()
+    fam = sm.families.Binomial() if family == "binomial" else sm.families.Gaussian()
+    fit = sm.GLM(y, x, family=fam, var_weights=w).fit()
     beta = np.asarray(fit.params)
     mu = np.asarray(fit.fittedvalues)
     if family == "binomial":
