@@ -188,3 +188,30 @@ def test_rake_reports_non_convergence():
     assert not res.converged
     assert res.iterations == 20
     assert any("did not converge" in w for w in res.warnings)
+
+
+def test_crosstab_rxc_generalized_deffs_do_not_depend_on_the_contrast_basis(clustered):
+    """3 x 3 clustered table: the eigenvalues of Delta (Rao-Scott's generalized design
+    effects) recomputed by hand with Helmert-coded interaction contrasts."""
+    d = clustered
+    design = sv.Design(d, weights="w", cluster="psu")
+    res = sv.crosstab(design, "k", "h")
+    rows, cols = ["p", "q", "r"], [0, 1, 2]
+    w, n = d.w.to_numpy(), len(d)
+    ind = np.column_stack([((d.k == r) & (d.h == c)).to_numpy(float)
+                           for c in cols for r in rows])  # row level fastest
+    p = w @ ind / w.sum()
+    z = w[:, None] * (ind - p) / w.sum()
+    totals = pd.DataFrame(z).groupby(d.psu.to_numpy()).sum().to_numpy()
+    g = len(totals)
+    v = g / (g - 1) * (totals - totals.mean(0)).T @ (totals - totals.mean(0))
+    helmert = np.array([[-1.0, -1.0], [1.0, -1.0], [0.0, 2.0]])  # 3 levels -> 2 contrasts
+    c = np.kron(helmert, helmert)  # interaction contrasts, orthogonal to main effects
+    dinv = np.diag(1 / p)
+    a = c.T @ dinv @ c / n
+    b = c.T @ dinv @ v @ dinv @ c
+    eig = np.sort(np.linalg.eigvals(np.linalg.solve(a, b)).real)
+    assert np.sort(np.linalg.eigvals(res.delta).real) == pytest.approx(eig, rel=1e-8)
+    assert res.ndf == pytest.approx(eig.sum() ** 2 / (eig**2).sum())
+    x2 = stats.chi2_contingency(res.proportions.to_numpy() * n, correction=False)[0]
+    assert res.statistic == pytest.approx(x2 / eig.sum())
