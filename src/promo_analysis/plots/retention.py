@@ -84,19 +84,24 @@ def plot_km(result, ax=None, at_risk: bool = True, n_ticks: int = 6, xlabel: str
     ax.set_title(title or "Kaplan-Meier curve 生存曲线")
     ax.legend(loc="upper right", frameon=False)
     if at_risk:
-        ticks = np.linspace(0, tmax, n_ticks)
+        from matplotlib.ticker import MaxNLocator
+
+        ticks = [t for t in MaxNLocator(nbins=n_ticks, steps=[1, 2, 2.5, 5, 10]).tick_values(
+            0, tmax) if 0 <= t <= tmax]
         ax.set_xticks(ticks)
         table = result.at_risk(ticks)
         trans = transforms.blended_transform_factory(ax.transData, ax.transAxes)
-        ax.text(0, -0.2, "at risk 风险集", transform=ax.transAxes, ha="right", va="top",
-                fontsize=8)
+        ax.text(0, -0.23, "number at risk 风险集人数", transform=ax.transAxes, ha="left",
+                va="top", fontsize=8)
         for row, g in enumerate(table.index):
-            y = -0.27 - 0.07 * row
-            ax.text(-0.01 * tmax, y, _label(g), transform=trans, ha="right", va="top",
-                    fontsize=7)
+            # one line with the group's name, the counts under it, aligned with the ticks
+            y = -0.30 - 0.13 * row
+            ax.text(0, y, _label(g), transform=ax.transAxes, ha="left", va="top", fontsize=7,
+                    color=f"C{row}")
             for t, v in table.loc[g].items():
-                ax.text(t, y, f"{v:,.0f}", transform=trans, ha="center", va="top", fontsize=7)
-        ax.figure.subplots_adjust(bottom=0.2 + 0.07 * len(table))
+                ax.text(t, y - 0.055, f"{v:,.0f}", transform=trans, ha="center", va="top",
+                        fontsize=7)
+        ax.figure.subplots_adjust(bottom=0.25 + 0.1 * len(table))
     return ax
 
 
@@ -118,12 +123,12 @@ def plot_habit(result, ax=None):
         ax.bar(x + (i - (len(groups) - 1) / 2) * width, est, width, yerr=err, capsize=3,
                label=_label(g))
     ax.set_xticks(x, [f"{w} d" if w != "all" else "all 全部" for w in windows])
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # room for the legend above the bars
     level = round(100 * (1 - result.alpha))
     ax.set_ylabel(f"share of later parcels at full price 原价占比 ({level}% CI)")
     ax.set_xlabel("window after first parcel 首寄后窗口")
     ax.set_title("Habit: later parcels sent without a coupon 习惯形成")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", ncol=2)
     return ax
 
 
@@ -137,7 +142,8 @@ def plot_schoenfeld(result, covariate: str, ax=None, lowess: bool = True):
     if lowess and len(r) > 10:
         from statsmodels.nonparametric.smoothers_lowess import lowess as _lowess
 
-        fit = _lowess(r.to_numpy(), np.asarray(r.index, float), frac=0.5)
+        # it=0: no robustness iterations, which would discard a binary covariate's minority
+        fit = _lowess(r.to_numpy(), np.asarray(r.index, float), frac=0.5, it=0)
         ax.plot(fit[:, 0], fit[:, 1], color="C3", label="lowess")
     ax.axhline(float(result.params[covariate]), color="k", ls="--", lw=1, label="β (fitted)")
     p = result.ph_test().loc[covariate, "pvalue"]
