@@ -85,7 +85,8 @@ def test_campaign_calendar(small_ds):
 def _risk_set_table(tables, seed=0) -> pd.DataFrame:
     """First-use analysis table built here from the tables alone: treated = prospects' first
     personal coupon while eligible (index = issue day); controls drawn by risk-set sampling
-    (one day per prospect from the region's treated index days, kept if eligible then)."""
+    (one day per prospect among the region's treated index days on or after its known_since,
+    kept if still eligible then)."""
     s, c, k, a = tables["shipments"], tables["customers"], tables["coupons"], tables["assignments"]
     first = s.groupby("customer_id")["sent_at"].min().dt.normalize()
     c = c[~c.customer_id.isin(a.customer_id)].copy()
@@ -101,10 +102,12 @@ def _risk_set_table(tables, seed=0) -> pd.DataFrame:
     ctrl = []
     for r, sub in c.groupby("region_id"):
         pool = np.sort(treated.loc[treated.region_id == r, "day"].to_numpy())
-        d = pd.to_datetime(pool[rng.integers(0, pool.size, size=len(sub))])
+        lo = np.searchsorted(pool, sub.known_since.to_numpy(), side="left")
+        pick = lo + np.floor(rng.random(len(sub)) * (pool.size - lo)).astype(int)
+        d = pd.to_datetime(pool[np.minimum(pick, pool.size - 1)])
         first_coupon = sub.customer_id.map(kk.set_index("customer_id")["day"])
         ok = (
-            (sub.known_since.to_numpy() <= d)
+            (lo < pool.size)
             & (sub["first"].isna().to_numpy() | (sub["first"].to_numpy() >= d))
             & (first_coupon.isna().to_numpy() | (first_coupon.to_numpy() > d))
         )

@@ -125,9 +125,9 @@ def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> pd.Data
     Population: prospects not in an experiment. Treated: each prospect's courier coupon (the
     first and only coupon they receive while eligible), index date = its issue day. Controls
     (risk-set sampling, the sequential target trial): every prospect draws one day ``d``
-    uniformly from the region's treated index days, *independently of when they send*, and is
-    a control at ``d`` if eligible then -- known (``known_since <= d``), no parcel before ``d``
-    and no coupon on or before ``d``. (Drawing ``d`` only among days before the prospect's
+    uniformly among the region's treated index days on or after its ``known_since`` day,
+    *independently of when it sends*, and is a control at ``d`` if still eligible then -- no
+    parcel before ``d`` and no coupon on or before ``d``. (Drawing ``d`` only among days before the prospect's
     first parcel would condition on the outcome: early senders' pseudo dates pile up just
     before their first parcel.) A prospect may be a control at ``d`` and treated later.
     """
@@ -138,17 +138,12 @@ def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> pd.Data
     treated = pop & (world.coupon_source == 1)
     pool = np.sort(world.coupon_day[treated])
     cand = np.flatnonzero(pop)
-    if pool.size:
-        d = pool[rng.integers(0, pool.size, size=cand.size)]
-    else:
-        d = np.zeros(cand.size, dtype=np.int64)
+    lo = np.searchsorted(pool, people.known_day[cand], side="left")
+    has = lo < pool.size
+    pick = lo + np.floor(rng.random(cand.size) * (pool.size - lo)).astype(np.int64)
+    d = pool[np.minimum(pick, max(pool.size - 1, 0))] if pool.size else np.zeros(cand.size, int)
     cday = world.coupon_day[cand]
-    ok = (
-        (pool.size > 0)
-        & (people.known_day[cand] <= d)
-        & (world.t_first[cand] >= d)
-        & ((cday < 0) | (cday > d))
-    )
+    ok = has & (world.t_first[cand] >= d) & ((cday < 0) | (cday > d))
     ctrl, cd = cand[ok], d[ok]
     t_idx = np.flatnonzero(treated)
     who = np.r_[t_idx, ctrl]
