@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from promo_analysis import causal, experiments
 
@@ -63,7 +64,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--arm-rows", type=int, default=10_000_000)
     ap.add_argument("--skip-hgb", action="store_true")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS/OpenMP threads (1: fair on a shared machine, see the report)")
     args = ap.parse_args()
+    with threadpool_limits(limits=args.threads):
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     rows = []
     df, covs = observational(args.rows)
     cases = [("aipw-linear", None, 15.0)]
@@ -85,7 +93,8 @@ def main() -> None:
                  "se": res.table.loc["12-3", "se"]})
     print(rows[-1], flush=True)
     out = pd.DataFrame(rows)
-    out["machine"] = f"{platform.machine()} {os.cpu_count()} cpu, load {os.getloadavg()[0]:.1f}"
+    out["machine"] = (f"{platform.machine()} {os.cpu_count()} cpu, load "
+                      f"{os.getloadavg()[0]:.1f}, threads {args.threads}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(OUT, index=False, float_format="%.6g")
     print(out.to_string(index=False))
