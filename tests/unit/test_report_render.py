@@ -226,3 +226,19 @@ def test_rerun_makes_a_new_run_and_moves_latest(dataset_dir, tmp_path):
     assert m1["dataset"]["fingerprint"] == m2["dataset"]["fingerprint"]
     assert m1["parameters"] == m2["parameters"]
     assert pd.Timestamp(m2["started_at"]) >= pd.Timestamp(m1["started_at"])
+
+
+def test_open_inputs_builds_one_region_from_the_dataset(dataset_dir, inputs):
+    from promo_analysis.report.inputs import open_inputs
+
+    inp = open_inputs("", data=dataset_dir, region="shanxi", period_start="2022-01-01",
+                      period_end="2022-12-31")
+    ref = inputs["shanxi"]
+    assert inp.region == "shanxi" and inp.meta["name_zh"] == "山西"
+    pd.testing.assert_frame_equal(inp.daily.reset_index(drop=True),
+                                  ref.daily.reset_index(drop=True))
+    with pytest.raises(ValueError, match="not 'guangxi'"):
+        open_inputs(ref.folder, region="guangxi")
+    with pytest.raises(ReportParameterError, match="unknown region"):
+        open_inputs("", data=dataset_dir, region="beijing", period_start="2022-01-01",
+                    period_end="2022-12-31")

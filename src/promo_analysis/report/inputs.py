@@ -44,6 +44,7 @@ class RegionInputs:
     region: str
     meta: dict[str, Any]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    folder: Path | None = None
 
     def __getattr__(self, name: str) -> Any:
         frames = self.__dict__.get("frames", {})
@@ -301,7 +302,7 @@ def load_inputs(folder: str | Path) -> RegionInputs:
         path = folder / f"{name}.parquet"
         if path.exists():
             frames[name] = pd.read_parquet(path)
-    return RegionInputs(region=meta["region"], meta=meta, frames=frames)
+    return RegionInputs(region=meta["region"], meta=meta, frames=frames, folder=folder)
 
 
 def open_inputs(

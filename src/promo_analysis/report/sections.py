@@ -598,21 +598,29 @@ def retention(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Sectio
         f"Hazard ratio of a second parcel, coupon-acquired vs organic (adjusted for segment and "
         f"WeChat contact): {_ci(hr.estimate, hr.ci_low, hr.ci_high, 2)}.",
     )
+    from promo_analysis.retention.habit import ratio_share
+
     later = (rf["n_shipments"] - 1).clip(lower=0)
+    # the first parcel is excluded: a full-price first parcel is not a later parcel
     full_later = rf["n_full_price_shipments"] - (~rf["first_used_coupon"].astype(bool)).astype(int)
     habit = []
-    for g, grp in rf.groupby("acquired"):
-        n_later = float(later[grp.index].sum())
-        share = float(full_later[grp.index].sum()) / n_later if n_later else np.nan
+    for g in ("coupon", "organic"):
+        idx = rf.index[rf["acquired"] == g]
+        est = ratio_share(full_later[idx].to_numpy(), later[idx].to_numpy())
         habit.append({label("获客方式", "acquired", lang):
                       "用券获客 coupon-acquired" if g == "coupon" else "自然获客 organic",
-                      label("后续寄件数", "later parcels", lang): n_later,
-                      label("后续原价寄件占比", "full-price share of later parcels", lang): share,
-                      "n": len(grp)})
-    habit_t = pd.DataFrame(habit)
+                      label("有后续寄件的客户", "customers with later parcels", lang): est.n,
+                      label("后续寄件数", "later parcels", lang): later[idx].sum(),
+                      label("后续原价寄件占比 [95% CI]", "full-price share of later parcels "
+                            "[95% CI]", lang): _ci(est.estimate, est.ci_low, est.ci_high),
+                      "n": est.n})
+    from promo_analysis.report.privacy import suppress_small_cells
+
+    habit_t = suppress_small_cells(pd.DataFrame(habit), "n", k=k).drop(
+        columns=["n", "suppressed"])
     sec.table("habit", label("习惯养成：后续寄件中原价（未用券）的比例",
                              "Habit formation: share of later parcels sent at full price", lang),
-              habit_t.drop(columns="n"), index=False)
+              habit_t, index=False)
     from promo_analysis.plots.fonts import use_cjk_font
 
     use_cjk_font()
