@@ -159,3 +159,11 @@ def test_safe_child_and_periods(tmp_path):
         parse_period("soon", "2022-01-01")
     with pytest.raises(ReportParameterError, match="compare_to"):
         compare_period(p, "last_decade")
+
+
+def test_kpi_table_leaves_out_new_customers_of_a_period_at_the_data_start():
+    t = kpi_table(_daily(), _new(), _period_customers(), P22, P21, data_start="2021-01-01")
+    assert np.isnan(t.loc["new_customers", "previous"])
+    assert np.isnan(t.loc["new_customers", "growth_pct"])
+    assert t.loc["new_customers", "current"] == 15
+    assert t.loc["revenue", "previous"] == pytest.approx(250.0)

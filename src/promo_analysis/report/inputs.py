@@ -243,6 +243,8 @@ def build_inputs(
         put("survey", _split(s.filter(s.region_id.isin(regions)).to_pandas(), regions))
 
     issues = _validation_frame(validation) if validation is not None else pd.DataFrame()
+    # failing-row examples may quote identifiers; reports show the rule and the count only
+    issues = issues.drop(columns=[c for c in ("example", "examples") if c in issues.columns])
     if "region_id" in issues.columns:
         put("validation", _split(issues, regions, national=True))
     else:

@@ -82,6 +82,7 @@ def kpi_table(
     period: Period,
     compare: Period | None,
     k: int = DEFAULT_K,
+    data_start: object = None,
 ) -> pd.DataFrame:
     """The headline KPI table: each metric in the period, the comparison period and growth.
 
@@ -99,6 +100,10 @@ def kpi_table(
     k : int
         A period with fewer than ``k`` active senders is suppressed entirely (every figure of it
         would describe fewer than ``k`` customers); customer counts below ``k`` likewise.
+    data_start : date-like, optional
+        First day of the data. "New" means first parcel *in the data*, so in a period that
+        starts on or before that day every sender looks new; such a period's new-customer
+        count is left out (NaN) rather than shown misleadingly.
 
     Returns
     -------
@@ -126,6 +131,11 @@ def kpi_table(
             }
         )
     table = pd.DataFrame(rows).set_index("metric")
+    if data_start is not None:
+        start = pd.Timestamp(data_start)
+        for col, p in (("current", period), ("previous", compare)):
+            if p is not None and pd.Timestamp(p.start) <= start:
+                table.loc["new_customers", [col, "change", "growth_pct"]] = np.nan
     marker = suppressed_marker(k)
     for col, totals in (("current", cur), ("previous", prev)):
         if compare is None and col == "previous":

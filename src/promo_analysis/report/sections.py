@@ -180,7 +180,9 @@ def headline(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Section
     """Walk-in revenue and growth, channel mix, coupons used and new customers vs. last year."""
     sec = Section("headline", lang)
     period, compare = inp.period, inp.compare
-    kpis = kpi_table(inp.daily, inp.new_customers, inp.period_customers, period, compare, k=k)
+    data_start = pd.to_datetime(inp.daily["date"]).min()
+    kpis = kpi_table(inp.daily, inp.new_customers, inp.period_customers, period, compare, k=k,
+                     data_start=data_start)
     rev = kpis.loc["revenue"]
     if isinstance(rev["current"], float) and isinstance(rev["growth_pct"], float) and not (
         math.isnan(rev["growth_pct"])
@@ -229,6 +231,9 @@ def headline(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Section
                channel_mix_plot(mix, _region_name(inp)))
     sec.note(f"少于 {k} 位客户的单元格已隐藏。",
              f"Cells describing fewer than {k} customers are suppressed.")
+    sec.note(f"新客户 = 首次寄件在数据中的客户；数据始于 {data_start:%Y-%m-%d}，始于该日的时期不计新客户。",
+             f"New customer = first parcel in the data; the data start on {data_start:%Y-%m-%d}, "
+             "so a period starting then has no new-customer count.")
     return sec
 
 
