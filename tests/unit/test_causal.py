@@ -41,6 +41,16 @@ def selection_dgp(n: int, seed: int, effect: float = 0.08) -> tuple[pd.DataFrame
 COVS = ["parcels", "wechat", "segment"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Single-threaded BLAS/OpenMP: on a shared 2-core machine multithreaded BLAS spins and
+    runs these small fits ~10x slower; results do not depend on the thread count."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 # ---------------------------------------------------------------------------- hand-computed
 def tiny() -> pd.DataFrame:
     # one binary confounder: a saturated logit gives the cell shares as propensities
