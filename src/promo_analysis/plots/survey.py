@@ -102,7 +102,7 @@ def weighting_plot(
     ax.set_title(title or "加权与未加权估计（95% 置信区间）\nweighted vs. unweighted estimates "
                  "(95% CI)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # never over the data
     return ax
 
 
@@ -133,7 +133,7 @@ def domain_plot(
     ax.set_xlabel("比例 share (%)" if percent else "均值 mean")
     ax.set_title(title or f"分组估计 domain estimates\n{result.label}")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # never over the data
     return ax
 
 
