@@ -255,7 +255,7 @@ def _engine_ready(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         present = s.dropna()
         if present.empty:
             dtype = spec.columns[col].dtype if spec is not None and col in spec.columns else "string"
-            new = pd.Series(pd.NA, index=s.index, dtype=_EMPTY_DTYPES[dtype])
+            new = pd.Series([None] * len(s), index=s.index, dtype=_EMPTY_DTYPES[dtype])
         elif present.map(type).nunique() > 1:
             new = s.map(lambda v: v if pd.isna(v) else str(v)).astype(object)
             new = new.where(s.notna(), None)

@@ -408,6 +408,12 @@ TRUE_TOKENS: tuple[str, ...] = ("true", "t", "yes", "y", "1", "是", "真")
 FALSE_TOKENS: tuple[str, ...] = ("false", "f", "no", "n", "0", "否", "假")
 
 
+def _whole(value: ir.FloatingColumn) -> ir.BooleanColumn:
+    # an exact integer within float precision (beyond 2**53 integers are not exact);
+    # ``% 1`` rather than ``round()``, which Ibis casts to int64 and can overflow
+    return (value % 1.0 == 0) & (value.abs() < 2.0**53)
+
+
 def cast_column(value: ir.Column, dtype: str) -> ir.Column:
     """``value`` converted in the engine to the contract ``dtype``; unconvertible -> null.
 
@@ -420,10 +426,12 @@ def cast_column(value: ir.Column, dtype: str) -> ir.Column:
         return value
     if dtype == "string":
         if actual.is_floating():
-            # an id column read as floats (1.0): integer-valued floats back to "1"
+            # an id column read as floats (1.0): integer-valued floats back to "1", NaN missing
             return ibis.ifelse(
-                value == value.round(), value.round().cast("int64").cast("string"),
-                value.cast("string"),
+                value.isnan(), ibis.null("string"),
+                ibis.ifelse(
+                    _whole(value), value.try_cast("int64").cast("string"), value.cast("string")
+                ),
             )
         return value.cast("string")
     if actual.is_string():
@@ -444,7 +452,7 @@ def cast_column(value: ir.Column, dtype: str) -> ir.Column:
         return value.cast("timestamp")
     elif dtype == "int64" and actual.is_floating():
         # 4.0 (an integer column with gaps, stored as float) is 4; 4.5 is not an integer
-        return ibis.ifelse(value == value.round(), value.try_cast("int64"), ibis.null("int64"))
+        return ibis.ifelse(_whole(value), value.try_cast("int64"), ibis.null("int64"))
     out = value.try_cast(IBIS_TYPES[dtype])
     if dtype == "float64":
         out = ibis.ifelse(out.isnan(), ibis.null("float64"), out)
