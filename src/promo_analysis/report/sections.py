@@ -652,12 +652,19 @@ _SURVEY_VARS = {
     "coupon_influenced": ("优惠券影响快递公司选择", "Coupons influence the choice of courier"),
     "aware_of_campaign": ("知晓活动", "Aware of a campaign"),
     "first_time_sender": ("首次寄件", "First-time sender"),
+    "satisfaction": ("满意度（1-5）", "Satisfaction (1-5)"),
 }
 
 
 def survey(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Section:
-    """Design-based shares (weights, strata, clusters) of the region's market survey."""
+    """Design-based shares and means of the region's market survey, next to unweighted ones.
+
+    Uses ``survey.weighting_comparison`` (weights, strata, clusters; logit intervals for
+    shares) and ``plots.survey.weighting_plot``. Questions with fewer than ``k`` answers are
+    left out.
+    """
     from promo_analysis import survey as sv
+    from promo_analysis.plots.survey import weighting_plot
 
     sec = Section("survey", lang)
     s = inp.get("survey")
@@ -667,28 +674,34 @@ def survey(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Section:
         return _missing(sec, f"受访者少于 {k} 人，结果已隐藏。",
                         f"Fewer than {k} respondents: suppressed.")
     design = sv.survey_design(s)
-    rows, plot_rows = [], []
-    for var, (zh, en) in _SURVEY_VARS.items():
-        if var not in s.columns or s[var].notna().sum() < k:
-            continue
-        est = sv.proportion(design, var, ci="logit")
-        rows.append({label("问题", "question", lang): f"{zh} {en}",
-                     label("比例 [95% CI]", "share [95% CI]", lang):
-                         _ci(est.estimate, est.ci_low, est.ci_high),
-                     label("回答人数", "respondents", lang): est.n})
-        plot_rows.append({"name": f"{zh} {en}", "estimate": est.estimate, "ci_low": est.ci_low,
-                          "ci_high": est.ci_high})
-    sec.text(f"共 {len(s):,} 份问卷；按抽样设计（权重、分层、整群）估计总体比例。",
-             f"{len(s):,} responses; population shares estimated from the design (weights, "
-             "strata, clusters).")
+    questions = [q for q in _SURVEY_VARS if q in s.columns and s[q].notna().sum() >= k]
+    skipped = [q for q in _SURVEY_VARS if q in s.columns and q not in questions]
+    comp = sv.weighting_comparison(design, questions)
+    rows = []
+    for q in questions:
+        w = comp[(comp["variable"] == q) & (comp["analysis"] == "weighted")].iloc[0]
+        u = comp[(comp["variable"] == q) & (comp["analysis"] == "unweighted")].iloc[0]
+        zh, en = _SURVEY_VARS[q]
+        rows.append({
+            label("问题", "question", lang): f"{zh} {en}",
+            label("统计量", "statistic", lang): w["statistic"],
+            label("加权估计 [95% CI]", "design-based estimate [95% CI]", lang):
+                _ci(w["estimate"], w["ci_low"], w["ci_high"]),
+            label("未加权（忽略抽样设计）", "unweighted (ignoring the design)", lang):
+                _ci(u["estimate"], u["ci_low"], u["ci_high"]),
+            label("设计效应", "design effect", lang): w["deff"],
+            label("回答人数", "respondents", lang): int(w["n"]),
+        })
+    sec.text(f"共 {len(s):,} 份问卷；按抽样设计（权重、分层、整群）估计总体比例与均值。",
+             f"{len(s):,} responses; population shares and means estimated from the design "
+             "(weights, strata, clusters).")
     sec.table("shares", label("调查结果", "Survey results", lang), pd.DataFrame(rows),
               index=False)
-    from promo_analysis.plots.report import effect_interval_plot
-
-    ax = effect_interval_plot(pd.DataFrame(plot_rows), "name",
-                              f"{_region_name(inp)} 市场调查 market survey (design-based)",
-                              "比例 share (0-1)")
-    ax.axvline(0, color="none")
-    sec.figure(label("调查比例及 95% 置信区间", "Survey shares, 95% CI", lang), ax)
+    ax = weighting_plot(comp, title=f"{_region_name(inp)} 市场调查 market survey: 加权 weighted "
+                        "vs 未加权 unweighted, 95% CI")
+    sec.figure(label("调查估计及 95% 置信区间", "Survey estimates, 95% CI", lang), ax)
+    if skipped:
+        sec.note(f"回答少于 {k} 人的问题未显示：{', '.join(skipped)}。",
+                 f"Questions with fewer than {k} answers are not shown: {', '.join(skipped)}.")
     sec.notes.extend(str(w) for w in getattr(design, "warnings", []))
     return sec
