@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from promo_analysis.calendar import calendar_features
-from promo_analysis.campaigns import estimate_campaign_effects, its_counterfactual
+from promo_analysis.campaigns import estimate_campaign_effects, fit_its
 
 DATES = pd.date_range("2021-01-01", "2022-12-31")
 
@@ -73,6 +73,7 @@ def test_noise_free_series_recovers_injected_effect_exactly():
     res = estimate_campaign_effects(
         daily, camps, scale="level", fourier=0, new_customers=None, min_pre_days=10
     )
+    # the linear model holds exactly, so each lift term is the injected +50 a day
     est = res.estimate
     assert est.loc[("a", "r1")] == pytest.approx(500, abs=1e-6)
     assert est.loc[("b", "r1")] == pytest.approx(250, abs=1e-6)
@@ -81,45 +82,60 @@ def test_noise_free_series_recovers_injected_effect_exactly():
     assert res.table.loc[("a", "r1"), "duration"] == 10
 
 
-def test_counterfactual_equals_statsmodels_ols_and_hac():
+def test_fit_equals_statsmodels_ols_and_hac():
     daily, camps, _ = _series(0)
     y = daily.revenue.to_numpy()
-    train = np.ones(len(y), dtype=bool)
-    train[-60:] = False  # contiguous training days, so statsmodels' HAC applies as is
-    fit = its_counterfactual(DATES, y, train, region="guangxi", vcov_type="hac", hac_lags=10)
-    ols = sm.OLS(np.log(y[train]), fit.X[train]).fit(
+    camp = (DATES >= "2022-03-01") & (DATES <= "2022-03-10")
+    post = (DATES > "2022-03-10") & (DATES <= "2022-03-17")
+    fit = fit_its(DATES, y, {"c": (camp, post)}, region="guangxi", vcov_type="hac", hac_lags=10)
+    ols = sm.OLS(np.log(y), fit.X).fit(
         cov_type="HAC", cov_kwds={"maxlags": 10, "use_correction": True}
     )
     np.testing.assert_allclose(fit.beta, ols.params, rtol=1e-8, atol=1e-10)
-    smear = np.mean(np.exp(ols.resid))
-    np.testing.assert_allclose(fit.yhat, np.exp(ols.predict(fit.X)) * smear, rtol=1e-8)
     np.testing.assert_allclose(fit.vcov, ols.cov_params(), rtol=1e-6, atol=1e-12)
+    lift, dip = fit.effects["c"]
+    assert fit.columns[lift] == "lift:c" and fit.columns[dip] == "dip:c"
+    eff = fit.effect("c")
+    # with minus without the campaign's multiplicative terms, by hand
+    by_hand = y[camp].sum() * (1 - np.exp(-ols.params[lift])) + y[post].sum() * (
+        1 - np.exp(-ols.params[dip])
+    )
+    assert eff["estimate"] == pytest.approx(by_hand, rel=1e-9)
+    # delta-method SE, by hand from statsmodels' covariance
+    g = np.zeros(len(ols.params))
+    g[lift] = y[camp].sum() * np.exp(-ols.params[lift])
+    g[dip] = y[post].sum() * np.exp(-ols.params[dip])
+    assert eff["se"] == pytest.approx(np.sqrt(g @ ols.cov_params() @ g), rel=1e-6)
 
 
 def test_ar_residual_model_recovers_ar1():
     rng = np.random.default_rng(5)
-    n = 3000
+    n = 1500
     e = np.zeros(n)
     for t in range(1, n):
         e[t] = 0.6 * e[t - 1] + rng.normal()
     dates = pd.date_range("2015-01-01", periods=n)
-    fit = its_counterfactual(
-        dates, 100 + e, np.ones(n, bool), scale="level", fourier=0, trend="none"
-    )
+    fit = fit_its(dates, 100 + e, {}, scale="level", fourier=0, trend="none")
     # implied autocorrelations close to 0.6^k and the variance to 1 / (1 - 0.36)
     assert fit.gamma[0] == pytest.approx(1 / (1 - 0.36), rel=0.1)
     np.testing.assert_allclose(fit.gamma[1:4] / fit.gamma[0], 0.6 ** np.arange(1, 4), atol=0.05)
+    # with AR(1) errors the coefficient covariance is the GLS-type sandwich, not OLS's
+    X = fit.X
+    T = fit.gamma[np.abs(np.subtract.outer(np.arange(n), np.arange(n)))]
+    bread = np.linalg.inv(X.T @ X)
+    full = bread @ X.T @ T @ X @ bread
+    np.testing.assert_allclose(fit.vcov, full, rtol=1e-3, atol=1e-3 * np.abs(full).max())
 
 
 def test_coverage_on_autocorrelated_series():
     z = []
-    for seed in range(15):
+    for seed in range(10):
         daily, camps, truth = _series(seed)
         tab = estimate_campaign_effects(daily, camps, new_customers=None).table.reset_index()
         z += list((tab.estimate - tab.campaign_id.map(truth)) / tab.se)
     z = np.asarray(z)
     cover = np.mean(np.abs(z) < 1.96)
-    assert 0.88 <= cover <= 0.99, cover
+    assert 0.87 <= cover <= 0.99, cover
     assert abs(z.mean()) < 0.25
 
 
@@ -145,33 +161,44 @@ def test_costs_roi_and_new_customers():
     assert (t.campaign_part + t.pull_forward - t.estimate).abs().max() < 1e-6
 
 
-def test_national_campaign_and_overlap_rule():
-    daily, camps, _ = _series(2)
-    other = daily.assign(region_id="shanxi", revenue=daily.revenue * 0.5)
-    both = pd.concat([daily, other])
+def test_national_campaign_and_overlapping_multiplicative_lifts():
+    daily, camps, truth = _series(2)
+    rng = np.random.default_rng(9)
+    other = daily.assign(
+        region_id="shanxi", revenue=daily.revenue * np.exp(rng.normal(0, 0.05, len(daily)))
+    )
     nat = pd.DataFrame(
         {
             "campaign_id": ["nat", "ov"],
             "region_id": [None, "shanxi"],
-            "start_date": ["2021-07-01", "2021-07-05"],
-            "end_date": ["2021-07-07", "2021-07-12"],
+            "start_date": pd.to_datetime(["2021-07-01", "2021-07-05"]),
+            "end_date": pd.to_datetime(["2021-07-07", "2021-07-12"]),
             "theme": ["qixi", "other"],
             "fixed_cost": [2000.0, 100.0],
         }
     )
+    # inject the two campaigns multiplicatively in shanxi: x1.4 and x1.25 (x1.75 when both)
+    f_nat = np.where((DATES >= "2021-07-01") & (DATES <= "2021-07-07"), 1.4, 1.0)
+    f_ov = np.where((DATES >= "2021-07-05") & (DATES <= "2021-07-12"), 1.25, 1.0)
+    y = other.revenue.to_numpy() * f_nat * f_ov
+    other["revenue"] = y
+    true_nat = float(np.sum(y * (1 - 1 / f_nat)))  # with minus without that one campaign
+    true_ov = float(np.sum(y * (1 - 1 / f_ov)))
+    both = pd.concat([daily, other])
     res = estimate_campaign_effects(both, pd.concat([camps, nat]), new_customers=None)
     t = res.table
     assert ("nat", "guangxi") in t.index and ("nat", "shanxi") in t.index
     assert t.loc[("nat", "shanxi"), "fixed_cost"] == 1000  # split over two regions
     assert t.loc[("nat", "shanxi"), "overlap"] and not t.loc[("nat", "guangxi"), "overlap"]
     assert any("overlap" in w for w in res.warnings)
-    # shared days are split: the two shanxi campaigns add up to the region's total excess
-    fit = res.diagnostics["fits"]["shanxi"]
-    cover = (DATES >= "2021-07-01") & (DATES <= "2021-07-19")
-    total = float(np.sum((fit.y - fit.yhat)[cover]))
-    assert t.loc[("nat", "shanxi"), "estimate"] + t.loc[("ov", "shanxi"), "estimate"] == (
-        pytest.approx(total)
-    )
+    for cid, true in (("nat", true_nat), ("ov", true_ov)):
+        row = t.loc[(cid, "shanxi")]
+        assert row.ci_low <= true <= row.ci_high, (cid, true, row.ci_low, row.ci_high)
+    # identical windows cannot be told apart: one joint term, with a warning
+    twin = pd.concat([camps, camps.iloc[[0]].assign(campaign_id="twin")])
+    res2 = estimate_campaign_effects(daily, twin, new_customers=None)
+    assert res2.estimate.loc[("twin", "guangxi")] == res2.estimate.loc[("c0", "guangxi")]
+    assert any("same days" in w for w in res2.warnings)
 
 
 def test_bad_input():

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from .effects import (
     DEFAULT_PULL_FORWARD_DAYS,
+    ITSFit,
     campaign_discounts,
     campaign_effects,
     estimate_campaign_effects,
-    its_counterfactual,
+    fit_its,
 )
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "campaign_discounts",
     "campaign_effects",
     "estimate_campaign_effects",
-    "its_counterfactual",
+    "ITSFit",
+    "fit_its",
 ]

@@ -1,28 +1,27 @@
-"""Campaign effects by interrupted time series: counterfactual from non-campaign days.
+"""Campaign effects by interrupted time series (segmented regression on daily series).
 
-For each region the daily metric is regressed, on the days outside every campaign window
-(campaign days plus the post-campaign pull-forward window), on weekday, official holidays,
-make-up workdays, the Spring Festival express slowdown, a trend and annual Fourier terms. The
-fit predicts the no-campaign counterfactual on the campaign windows; the incremental metric of a
-campaign is the sum of observed minus predicted over its window.
+For each region the daily metric (in logs when positive) is regressed on weekday, official
+holidays, make-up workdays, the Spring Festival express slowdown and the New-Year goods peak
+before it, the e-commerce returns week after 618 and Double 11, a trend and annual Fourier
+terms, plus -- per campaign -- a lift term on its days and a dip term on its pull-forward days.
+Non-campaign days pin down the calendar (the counterfactual); each campaign's incremental metric
+is observed minus the same days without that campaign's terms:
+``sum_t y_t (1 - exp(-theta_c,t))`` in logs (multiplicative lifts, so overlapping campaigns
+combine as they do in sending rates), ``sum_t theta_c,t`` in levels.
 
-Uncertainty of that sum has two parts, both computed honestly under autocorrelation:
-
-* the day-to-day noise of the window itself: a quadratic form in the residual autocovariances
-  (estimated from pairs of training days ``k`` days apart, Bartlett-tapered at ``hac_lags``);
-* the error of the fitted counterfactual: ``g' V g`` with ``V`` the Newey-West (HAC)
-  covariance of the coefficients and ``g`` the window's summed regressors.
-
-Overlapping windows in one region: each day's excess is split equally between the campaigns
-whose windows cover it (so campaign totals add up to the region's total excess); a warning
-lists the overlapping pairs.
+Uncertainty: the residual autocorrelation is modelled by an autoregression fitted (Yule-Walker,
+order by BIC) to the residuals of days outside every window -- inside a window the lift term
+forces residuals to average zero, which would fake negative autocorrelation. The coefficient
+covariance is the OLS sandwich with that AR covariance (``vcov_type="ar"``; Newey-West HAC is
+available but understates the variance of short-window dummies), and the delta method carries
+it to each campaign's total.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,8 @@ from ..results import TableResult, normal_interval
 __all__ = [
     "estimate_campaign_effects",
     "campaign_effects",
-    "its_counterfactual",
+    "fit_its",
+    "ITSFit",
     "campaign_discounts",
     "DEFAULT_PULL_FORWARD_DAYS",
 ]
@@ -56,50 +56,75 @@ _DESIGN_COLUMNS = (
 
 
 @dataclass
-class _Fit:
-    """A fitted counterfactual model for one series."""
+class ITSFit:
+    """A fitted segmented (interrupted time series) regression for one daily series.
+
+    ``X`` holds the calendar regressors (``n_calendar`` first columns) and then, per campaign,
+    a lift column (1 on campaign days) and a dip column (1 on its pull-forward days).
+    """
 
     dates: pd.DatetimeIndex
     y: np.ndarray
     X: np.ndarray
     columns: list[str]
-    train: np.ndarray  # bool mask
+    n_calendar: int
+    effects: dict[str, tuple[int | None, int | None]]  # campaign -> (lift col, dip col)
     beta: np.ndarray
     vcov: np.ndarray
-    resid: np.ndarray  # on the model scale, 0 off the training days
+    resid: np.ndarray
     gamma: np.ndarray  # residual autocovariances at lags 0.. (AR(p)-implied)
+    ar_order: int
     log: bool
     smear: float
+    dropped: list[str]
 
     @property
-    def yhat(self) -> np.ndarray:
+    def fitted(self) -> np.ndarray:
+        """Fitted values with every campaign term (the observed world's model)."""
         eta = self.X @ self.beta
         return np.exp(eta) * self.smear if self.log else eta
 
-    def window_total(self, weights: np.ndarray) -> tuple[float, float]:
-        """Weighted sum of observed minus counterfactual, and its standard error."""
-        yhat = self.yhat
-        est = float(np.sum(weights * (self.y - yhat)))
-        a = weights * yhat if self.log else weights  # level-scale loading of each day's error
-        g = (a[:, None] * self.X).sum(axis=0)
-        var_fit = float(g @ self.vcov @ g)
-        var_noise = _quad_toeplitz(a, self.gamma)
-        if var_noise < 0:  # a tapered sample autocovariance can still be indefinite with gaps
-            var_noise = float(a @ a) * self.gamma[0]
-        return est, float(np.sqrt(max(var_fit, 0.0) + var_noise))
+    @property
+    def counterfactual(self) -> np.ndarray:
+        """Model prediction with every campaign term removed (a world without campaigns)."""
+        k = self.n_calendar
+        eta = self.X[:, :k] @ self.beta[:k]
+        return np.exp(eta) * self.smear if self.log else eta
 
+    def _term(self, col: int | None, mask: np.ndarray) -> tuple[float, np.ndarray]:
+        """Incremental metric of one campaign term and its gradient in ``beta``."""
+        grad = np.zeros(len(self.beta))
+        if col is None or not mask.any():
+            return 0.0, grad
+        theta = self.beta[col]
+        if self.log:
+            # observed minus the same days without this campaign's multiplicative term
+            ys = float(self.y[mask].sum())
+            grad[col] = ys * np.exp(-theta)
+            return ys * (1 - np.exp(-theta)), grad
+        grad[col] = float(mask.sum())
+        return float(mask.sum()) * theta, grad
 
-def _quad_toeplitz(a: np.ndarray, gamma: np.ndarray) -> float:
-    """``a' T a`` with ``T[s, t] = gamma[|s - t|]`` (zero beyond the last lag)."""
-    idx = np.flatnonzero(a)
-    if idx.size == 0:
-        return 0.0
-    lo, hi = idx[0], idx[-1] + 1
-    a = a[lo:hi]
-    total = gamma[0] * float(a @ a)
-    for k in range(1, min(len(gamma), len(a))):
-        total += 2 * gamma[k] * float(a[k:] @ a[:-k])
-    return total
+    def effect(self, name: str) -> dict[str, float]:
+        """Incremental metric of campaign ``name`` (with minus without it) and its parts."""
+        lift_col, dip_col = self.effects[name]
+        camp = self.X[:, lift_col] > 0 if lift_col is not None else np.zeros(len(self.y), bool)
+        post = self.X[:, dip_col] > 0 if dip_col is not None else np.zeros(len(self.y), bool)
+        part, g1 = self._term(lift_col, camp)
+        pf, g2 = self._term(dip_col, post)
+        g = g1 + g2
+        window = camp | post
+        return {
+            "estimate": part + pf,
+            "se": float(np.sqrt(max(g @ self.vcov @ g, 0.0))),
+            "campaign_part": part,
+            "campaign_part_se": float(np.sqrt(max(g1 @ self.vcov @ g1, 0.0))),
+            "pull_forward": pf,
+            "pull_forward_se": float(np.sqrt(max(g2 @ self.vcov @ g2, 0.0))),
+            "observed": float(self.y[window].sum()),
+            "baseline": float(self.y[window].sum()) - (part + pf),
+            "lift_coef": float(self.beta[lift_col]) if lift_col is not None else np.nan,
+        }
 
 
 def _design(
@@ -150,7 +175,7 @@ def _design_cached(
 
 
 def _select_ar_order(acov: np.ndarray, n: int) -> int:
-    """AR order (0..len(acov)-1) minimising AIC of the Yule-Walker innovation variance."""
+    """AR order (0..len(acov)-1) minimising BIC of the Yule-Walker innovation variance."""
     best, best_aic = 0, n * np.log(max(acov[0], 1e-300))
     for p in range(1, len(acov)):
         R = acov[np.abs(np.subtract.outer(np.arange(p), np.arange(p)))]
@@ -161,7 +186,7 @@ def _select_ar_order(acov: np.ndarray, n: int) -> int:
         sigma2 = acov[0] - phi @ acov[1 : p + 1]
         if sigma2 <= 0:
             break
-        aic = n * np.log(sigma2) + 2 * p
+        aic = n * np.log(sigma2) + np.log(n) * p  # BIC: AIC over-fits on gappy data
         if aic < best_aic:
             best, best_aic = p, aic
     return best
@@ -206,94 +231,146 @@ def _lagged_sum(z: np.ndarray, k: int) -> Any:
     return z[k:].T @ z[: len(z) - k]
 
 
-def its_counterfactual(
+def fit_its(
     dates: pd.DatetimeIndex,
     y: np.ndarray,
-    train: np.ndarray,
+    interventions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     *,
     region: str | None = None,
     scale: str = "auto",
     fourier: int = 3,
     trend: str = "linear",
     festivals: bool = False,
-    hac_lags: int = 14,
     ar_order: int | None = None,
+    max_ar_order: int = 14,
     vcov_type: str = "ar",
-) -> _Fit:
-    """Fit the no-campaign model on ``train`` days of one daily series (dates consecutive).
+    hac_lags: int = 14,
+) -> ITSFit:
+    """Segmented regression of one daily series on calendar terms and campaign windows.
 
-    Returns a fit object with ``yhat`` (counterfactual for every day) and
-    ``window_total(weights)`` (incremental sum and its HAC standard error).
+    Parameters
+    ----------
+    dates : DatetimeIndex
+        Consecutive days.
+    y : array
+        The daily metric.
+    interventions : mapping name -> (campaign-day mask, pull-forward-day mask)
+        Each campaign gets a lift term on its days and a dip term on its pull-forward days;
+        overlapping campaigns combine multiplicatively (``scale="log"``) or additively.
+    scale : {"auto", "log", "level"}
+        ``"auto"``: logs when the metric is positive on every day, else levels.
+    ar_order : int, optional
+        Order of the autoregression for the residuals; ``None`` chooses it by AIC up to
+        ``max_ar_order``.
+    vcov_type : {"ar", "hac"}
+        Coefficient covariance: sandwich with the AR-implied residual covariance (default), or
+        Newey-West with a Bartlett kernel of ``hac_lags`` days.
     """
     y = np.asarray(y, dtype=float)
-    train = np.asarray(train, dtype=bool)
-    Xdf = _design(dates, region, fourier=fourier, trend=trend, festivals=festivals)
-    # drop regressors that do not vary on the training days (e.g. a slowdown fully inside
-    # campaign windows) -- they cannot be estimated from non-campaign days
-    keep = ["const"] + [
-        c for c in Xdf.columns if c != "const" and np.ptp(Xdf.loc[train, c].to_numpy()) > 0
-    ]
-    X = Xdf[keep].to_numpy()
+    n = len(y)
+    interventions = dict(interventions or {})
+    Xcal = _design(dates, region, fourier=fourier, trend=trend, festivals=festivals)
+    cols: list[np.ndarray] = [Xcal[c].to_numpy() for c in Xcal.columns]
+    names: list[str] = list(Xcal.columns)
+    n_cal = len(names)
+    effects: dict[str, tuple[int | None, int | None]] = {}
+    seen: dict[bytes, int] = {}
+    for name, (camp, post) in interventions.items():
+        idx: list[int | None] = []
+        for kind, mask in (("lift", camp), ("dip", post)):
+            mask = np.asarray(mask, dtype=bool)
+            if not mask.any():
+                idx.append(None)
+                continue
+            key = mask.tobytes()
+            if key in seen:  # identical windows share one term: not separately identified
+                idx.append(seen[key])
+                continue
+            seen[key] = len(cols)
+            idx.append(len(cols))
+            cols.append(mask.astype(float))
+            names.append(f"{kind}:{name}")
+        effects[name] = (idx[0], idx[1])
+    X = np.column_stack(cols)
+    # calendar regressors that never vary outside campaign windows cannot be told apart from
+    # the campaigns: drop them (recorded in ``dropped``)
+    inside = np.zeros(n, bool)
+    for camp, post in interventions.values():
+        inside |= np.asarray(camp, bool) | np.asarray(post, bool)
+    dropped = [names[j] for j in range(1, n_cal) if np.ptp(X[~inside, j]) == 0 if (~inside).any()]
+    if dropped:
+        keep = [j for j in range(X.shape[1]) if names[j] not in dropped]
+        remap = {old: new for new, old in enumerate(keep)}
+        X = X[:, keep]
+        names = [names[j] for j in keep]
+        n_cal -= len(dropped)
+        effects = {
+            k: tuple(remap[c] if c is not None else None for c in v)  # type: ignore[misc]
+            for k, v in effects.items()
+        }
     if scale == "auto":
-        scale = "log" if (y[train] > 0).all() else "level"
+        scale = "log" if (y > 0).all() else "level"
     if scale not in ("log", "level"):
         raise ValueError(f"scale must be 'auto', 'log' or 'level', got {scale!r}")
     log = scale == "log"
-    if log and (y[train] <= 0).any():
+    if log and (y <= 0).any():
         raise ValueError(
-            f"scale='log' needs a positive metric on every training day; "
-            f"{int((y[train] <= 0).sum())} days are <= 0"
+            f"scale='log' needs a positive metric on every day; {int((y <= 0).sum())} days "
+            "are <= 0 (use scale='level')"
         )
-    z = np.log(y) if log else y.copy()
-    Xt, zt = X[train], z[train]
-    beta, _, p, _ = np.linalg.lstsq(Xt, zt, rcond=None)
-    resid = np.where(train, z - X @ beta, 0.0)
-    n = int(train.sum())
-    # residual autocovariances from pairs of training days k apart (gaps contribute nothing)
-    m = int(hac_lags)
-    mask = train.astype(float)
-    acov = np.zeros(max(m, ar_order or 0) + 1)
-    for k in range(len(acov)):
-        pairs = _lagged_sum(mask, k)
+    z = np.log(y) if log else y
+    beta, _, p, _ = np.linalg.lstsq(X, z, rcond=None)
+    resid = z - X @ beta
+    dof = n / max(n - p, 1)
+    m = max(int(hac_lags), int(ar_order or max_ar_order))
+    # Noise autocovariances from days outside every window only: inside a window the lift
+    # term forces the residuals to average zero, which fakes negative autocorrelation and
+    # would understate the variance of window sums. Pairs of free days k apart.
+    free = (~inside).astype(float) if (~inside).sum() > 2 * n_cal else np.ones(n)
+    n_free = float(free.sum())
+    rf = resid * free
+    acov = np.zeros(m + 1)
+    for k in range(m + 1):
+        pairs = _lagged_sum(free, k)
         if pairs > 0:
-            acov[k] = _lagged_sum(resid, k) / pairs
-    acov *= n / max(n - p, 1)  # degrees-of-freedom correction of the variance
-    order = _select_ar_order(acov, n) if ar_order is None else int(ar_order)
-    gamma = _ar_autocovariance(acov[: order + 1], n_lags=len(y))
-    bread = np.linalg.pinv(Xt.T @ Xt)
+            acov[k] = _lagged_sum(rf, k) / pairs
+    acov *= n_free / max(n_free - n_cal, 1)
+    order = _select_ar_order(acov[: max_ar_order + 1], n) if ar_order is None else int(ar_order)
+    gamma = _ar_autocovariance(acov[: order + 1], n_lags=n)
+    bread = np.linalg.pinv(X.T @ X)
     if vcov_type == "hac":
-        # Newey-West covariance of beta (Bartlett kernel over calendar lags)
         Z = X * resid[:, None]
         S = _lagged_sum(Z, 0)
-        for k in range(1, m + 1):
+        for k in range(1, int(hac_lags) + 1):
             G = _lagged_sum(Z, k)
-            S += (1 - k / (m + 1)) * (G + G.T)
-        vcov = bread @ S @ bread * n / max(n - p, 1)
+            S += (1 - k / (hac_lags + 1)) * (G + G.T)
+        vcov = bread @ S @ bread * dof
     elif vcov_type == "ar":
-        # sandwich with the AR-implied error covariance over the training days
-        Xm = X * mask[:, None]
-        S = gamma[0] * _lagged_sum(Xm, 0)
+        S = gamma[0] * _lagged_sum(X, 0)
         small = np.flatnonzero(np.abs(gamma) < 1e-4 * gamma[0]) if gamma[0] > 0 else [1]
-        last = int(small[0]) if len(small) else len(gamma)
+        last = int(small[0]) if len(small) else n
         for k in range(1, last):
-            G = _lagged_sum(Xm, k)
+            G = _lagged_sum(X, k)
             S += gamma[k] * (G + G.T)
         vcov = bread @ S @ bread
     else:
         raise ValueError(f"vcov_type must be 'ar' or 'hac', got {vcov_type!r}")
-    smear = float(np.mean(np.exp(resid[train]))) if log else 1.0
-    return _Fit(
+    smear = float(np.mean(np.exp(resid))) if log else 1.0
+    return ITSFit(
         dates=dates,
         y=y,
         X=X,
-        columns=keep,
-        train=train,
+        columns=names,
+        n_calendar=n_cal,
+        effects=effects,
         beta=beta,
         vcov=vcov,
         resid=resid,
         gamma=gamma,
+        ar_order=order,
         log=log,
         smear=smear,
+        dropped=dropped,
     )
 
 
@@ -471,8 +548,9 @@ def estimate_campaign_effects(
                 f"({ex[start].date()} .. {ex[end].date()})"
             )
         n = len(dates)
-        cover = np.zeros((len(cu), n))  # campaign x day: 1 inside the window
+        ids = list(cu[campaign_id])
         camp_days = np.zeros((len(cu), n), dtype=bool)
+        post_days = np.zeros((len(cu), n), dtype=bool)
         truncated = []
         for i, (_, r) in enumerate(cu.iterrows()):
             s_i = (r[start] - dates[0]).days
@@ -480,33 +558,31 @@ def estimate_campaign_effects(
             pf_end = e_i + pull_forward_days
             if pf_end > n - 1:
                 truncated.append(r[campaign_id])
-            cover[i, s_i : min(pf_end, n - 1) + 1] = 1
             camp_days[i, s_i : e_i + 1] = True
+            post_days[i, e_i + 1 : min(pf_end, n - 1) + 1] = True
         if truncated:
             all_warnings.append(
                 f"{u}: the pull-forward window of {len(truncated)} campaign(s) runs past the "
                 f"data end and is truncated: {truncated[:5]}"
             )
-        n_cover = cover.sum(axis=0)
-        train = n_cover == 0
-        overlap_pairs = []
-        ov = (cover @ cover.T) > 0
-        ids = list(cu[campaign_id])
-        for i in range(len(ids)):
-            for j in range(i + 1, len(ids)):
-                if ov[i, j]:
-                    overlap_pairs.append((ids[i], ids[j]))
+        window = camp_days | post_days
+        ov = (window.astype(int) @ window.T.astype(int)) > 0
+        overlap_pairs = [
+            (ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)) if ov[i, j]
+        ]
         if overlap_pairs:
             all_warnings.append(
                 f"{u}: {len(overlap_pairs)} pairs of campaign windows (campaign + "
                 f"{pull_forward_days} pull-forward days) overlap, e.g. {overlap_pairs[:3]}; "
-                "each shared day's excess is split equally between them"
+                "their effects are separated by the model (multiplicative lifts), which rests "
+                "on each campaign having one constant lift over its days"
             )
         overlapped = {c for pair in overlap_pairs for c in pair}
+        free = ~window.any(axis=0)
         short = []
         for i, (_, r) in enumerate(cu.iterrows()):
             s_i = (r[start] - dates[0]).days
-            pre = int(train[:s_i].sum())
+            pre = int(free[:s_i].sum())
             if pre < min_pre_days:
                 if short_pre == "raise":
                     raise ValueError(
@@ -520,31 +596,38 @@ def estimate_campaign_effects(
             all_warnings.append(
                 f"{u}: {len(short)} campaign(s) with fewer than {min_pre_days} non-campaign "
                 f"days before their start left out: {[ids[i] for i in short][:5]} (their "
-                "windows still stay out of the training days)"
+                "windows are still modelled)"
             )
+        interventions = {c: (camp_days[i], post_days[i]) for i, c in enumerate(ids)}
         fit_kw = dict(
             region=u, scale=scale, fourier=fourier, trend=trend, festivals=festivals,
             hac_lags=hac_lags, ar_order=ar_order, vcov_type=vcov_type,
         )  # fmt: skip
-        fit = its_counterfactual(dates, du[metric].to_numpy(), train, **fit_kw)
+        fit = fit_its(dates, du[metric].to_numpy(), interventions, **fit_kw)
         fits[u] = fit
+        shared = [c for c, (lc, _) in fit.effects.items() if lc is not None and sum(
+            1 for v in fit.effects.values() if v[0] == lc) > 1]  # fmt: skip
+        if shared:
+            all_warnings.append(
+                f"{u}: campaigns {shared[:4]} run on exactly the same days; each row reports "
+                "their joint effect (not separately identified)"
+            )
+        if fit.dropped:
+            all_warnings.append(
+                f"{u}: calendar terms {fit.dropped} never vary outside campaign windows and "
+                "were dropped; their effect is absorbed by the campaigns"
+            )
         fit_new = None
         if new_customers is not None:
-            fit_new = its_counterfactual(
-                dates, du[new_customers].to_numpy(), train, **{**fit_kw, "scale": "level"}
-            )
-        share = np.divide(cover, n_cover, out=np.zeros_like(cover), where=n_cover > 0)
-        yhat = fit.yhat
+            fit_new = fit_its(
+                dates, du[new_customers].to_numpy(), interventions,
+                **{**fit_kw, "scale": "level"},
+            )  # fmt: skip
         for i, (_, r) in enumerate(cu.iterrows()):
             if i in short:
                 continue
-            w = share[i]
-            est, se = fit.window_total(w)
-            w_c = np.where(camp_days[i], w, 0.0)
-            w_pf = np.where(camp_days[i], 0.0, w)
-            part, _ = fit.window_total(w_c)
-            pf, pf_se = fit.window_total(w_pf)
-            baseline = float(np.sum(w * yhat))
+            eff = fit.effect(r[campaign_id])
+            est, se = eff["estimate"], eff["se"]
             lo, hi, p = normal_interval(est, se, alpha=alpha)
             row: dict[str, Any] = {
                 campaign_id: r[campaign_id],
@@ -554,12 +637,13 @@ def estimate_campaign_effects(
                 "ci_low": lo,
                 "ci_high": hi,
                 "pvalue": p,
-                "n": int(train.sum()),
-                "campaign_part": part,
-                "pull_forward": pf,
-                "pull_forward_se": pf_se,
-                "baseline": baseline,
-                "lift": est / baseline if baseline else np.nan,
+                "n": n,
+                "campaign_part": eff["campaign_part"],
+                "pull_forward": eff["pull_forward"],
+                "pull_forward_se": eff["pull_forward_se"],
+                "observed": eff["observed"],
+                "baseline": eff["baseline"],
+                "lift": est / eff["baseline"] if eff["baseline"] else np.nan,
                 "start_date": r[start],
                 "end_date": r[end],
                 "duration": int((r[end] - r[start]).days) + 1,
@@ -571,11 +655,11 @@ def estimate_campaign_effects(
                 if col in cu.columns:
                     row[col] = r[col]
             if fit_new is not None:
-                e2, s2 = fit_new.window_total(w)
-                row["incremental_new_customers"] = e2
-                row["new_customers_se"] = s2
-                row["new_customers_ci_low"] = e2 - q * s2
-                row["new_customers_ci_high"] = e2 + q * s2
+                e2 = fit_new.effect(r[campaign_id])
+                row["incremental_new_customers"] = e2["estimate"]
+                row["new_customers_se"] = e2["se"]
+                row["new_customers_ci_low"] = e2["estimate"] - q * e2["se"]
+                row["new_customers_ci_high"] = e2["estimate"] + q * e2["se"]
             rows.append(row)
     table = pd.DataFrame(rows)
     if metric == "revenue":
@@ -596,7 +680,7 @@ def estimate_campaign_effects(
     if table["overlap"].any():
         all_warnings.append(
             f"{int(table['overlap'].sum())} of {len(table)} campaign rows overlap another "
-            "campaign's window; their split is an attribution rule, not an estimate"
+            "campaign's window; their separation rests on the constant-lift model"
         )
     table = table.set_index([campaign_id, unit])
     return TableResult(
@@ -608,8 +692,8 @@ def estimate_campaign_effects(
         diagnostics={
             "pull_forward_days": pull_forward_days,
             "hac_lags": hac_lags,
-            "regressors": {u: f.columns for u, f in fits.items()},
-            "training_days": {u: int(f.train.sum()) for u, f in fits.items()},
+            "regressors": {u: f.columns[: f.n_calendar] for u, f in fits.items()},
+            "ar_order": {u: f.ar_order for u, f in fits.items()},
             "fits": fits,
         },
         warnings=all_warnings,
