@@ -105,7 +105,8 @@ def _table_html(df: pd.DataFrame, index: bool = True) -> str:
 
 def _figure_html(fig: plt.Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    # tight: plots from other modules may place titles and labels outside the axes box
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" style="max-width:100%"/>'
@@ -697,8 +698,7 @@ def survey(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Section:
              "(weights, strata, clusters).")
     sec.table("shares", label("调查结果", "Survey results", lang), pd.DataFrame(rows),
               index=False)
-    ax = weighting_plot(comp, title=f"{_region_name(inp)} 市场调查 market survey: 加权 weighted "
-                        "vs 未加权 unweighted, 95% CI")
+    ax = weighting_plot(comp, title=f"{_region_name(inp)} 市场调查 market survey (95% CI)")
     sec.figure(label("调查估计及 95% 置信区间", "Survey estimates, 95% CI", lang), ax)
     if skipped:
         sec.note(f"回答少于 {k} 人的问题未显示：{', '.join(skipped)}。",
