@@ -21,7 +21,7 @@ SMALL_REGIONS = ("guangxi", "shanxi")
 @pytest.fixture(scope="session")
 def small_ds():
     """A small simulated dataset (Guangxi and Shanxi, 2021-2022) with ground truth."""
-    from promo_analysis import simulate
+    from promo_analysis.simulate import simulate
 
     return simulate("china-post-2022", scale=SMALL_SCALE, regions=list(SMALL_REGIONS), seed=1)
 
@@ -29,7 +29,7 @@ def small_ds():
 @pytest.fixture(scope="session")
 def null_ds():
     """The null scenario: coupons and campaigns with zero true effect."""
-    from promo_analysis import simulate
+    from promo_analysis.simulate import simulate
 
     return simulate(
         "china-post-2022-null", scale=SMALL_SCALE, regions=list(SMALL_REGIONS), seed=2

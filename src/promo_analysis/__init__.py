@@ -25,7 +25,6 @@ _FUNCTIONS = {
     "validate": "contract",
     "ValidationReport": "contract",
     "DataContractError": "contract",
-    "simulate": "simulate",
     "GroundTruth": "simulate",
     "Estimate": "results",
     "TableResult": "results",
@@ -42,12 +41,11 @@ _MODULES = (
     "report",
     "results",
     "retention",
-    "simulate",
     "survey",
     "uplift",
 )
 
-__all__ = ["__version__", *_FUNCTIONS, *_MODULES]
+__all__ = ["__version__", "simulate", *_FUNCTIONS, *_MODULES]
 
 
 def __getattr__(name: str) -> Any:
@@ -61,3 +59,9 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# The function ``simulate`` shares its name with the subpackage that defines it. Importing the
+# subpackage binds the package attribute to the module, so the function is bound eagerly here,
+# after that import, and ``promo_analysis.simulate(...)`` is always the function.
+from promo_analysis.simulate import simulate  # noqa: E402
