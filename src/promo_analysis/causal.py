@@ -621,7 +621,16 @@ def estimate_effect(
     if not isinstance(folds, (int, np.integer)) or folds < 1:
         raise ValueError(f"folds must be a positive integer, got {folds!r}")
     covariates = list(covariates)
+    clash = [c for c in covariates if c in (treatment, outcome)]
+    if clash:
+        raise ValueError(f"covariates must not include the treatment or outcome column: {clash}")
     prep = _prepare(data, treatment, outcome, covariates)
+    smaller = int(min(prep.t.sum(), len(prep.t) - prep.t.sum()))
+    if folds > 1 and smaller < folds:
+        raise ValueError(
+            f"the smaller group has only {smaller} row(s), fewer than folds={folds}: every "
+            "cross-fitting fold needs treated and control rows; use folds <= that number"
+        )
     est, se, pom, diag, notes = _core(prep, method, estimand, folds, learner, trim, seed, True)
     warns = prep.warnings + notes
     extra: dict[str, Any] = dict(pom)

@@ -198,6 +198,12 @@ def test_bad_input_errors():
     sep = df.assign(score=df.got_coupon * 10 + np.random.default_rng(0).random(len(df)))
     with pytest.raises(ValueError, match="perfect separation: covariate 'score'"):
         causal.estimate_effect(sep, "got_coupon", "sent", [*COVS, "score"])
+    with pytest.raises(ValueError, match="must not include the treatment or outcome"):
+        causal.estimate_effect(df, "got_coupon", "sent", [*COVS, "sent"])
+    with pytest.raises(ValueError, match="only 3 row"):
+        causal.estimate_effect(df.head(3).assign(got_coupon=1).pipe(
+            lambda h: pd.concat([h, df[df.got_coupon == 0]])), "got_coupon", "sent",
+            ["parcels"], folds=5)
     with pytest.raises(ValueError, match="method must be one of"):
         causal.estimate_effect(df, "got_coupon", "sent", COVS, method="psm")
 
