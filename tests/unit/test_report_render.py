@@ -242,3 +242,26 @@ def test_open_inputs_builds_one_region_from_the_dataset(dataset_dir, inputs):
     with pytest.raises(ReportParameterError, match="unknown region"):
         open_inputs("", data=dataset_dir, region="beijing", period_start="2022-01-01",
                     period_end="2022-12-31")
+
+
+def test_latest_is_a_symlink_or_a_file_with_the_run_id(tmp_path, monkeypatch):
+    import os
+
+    from promo_analysis.report import render
+
+    (tmp_path / "run-a").mkdir()
+    (tmp_path / "run-b").mkdir()
+    render._point_latest(tmp_path, "run-a")
+    render._point_latest(tmp_path, "run-b")
+    assert (tmp_path / "latest").is_symlink()
+    assert (tmp_path / "latest").resolve() == (tmp_path / "run-b").resolve()
+
+    def no_symlinks(*args, **kwargs):
+        raise OSError("symlinks not supported here")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    render._point_latest(tmp_path, "run-a")
+    latest = tmp_path / "latest"
+    assert latest.is_file() and not latest.is_symlink()
+    assert latest.read_text().strip() == "run-a"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".latest")]
