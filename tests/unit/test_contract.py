@@ -306,3 +306,22 @@ def test_specs_match_design():
     assert CONTRACT["assignments"].key == ("experiment_id", "customer_id")
     frame = CONTRACT["shipments"].frame()
     assert frame.set_index("column").loc["coupon_id", "references"] == "coupons.coupon_id"
+
+
+def test_docs_data_contract_matches_code():
+    from pathlib import Path
+
+    from promo_analysis.contract.rules import ROW_RULES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data_contract.md").read_text(
+        encoding="utf-8"
+    )
+    for table, spec in CONTRACT.items():
+        section = doc.split(f"### `{table}`")[1].split("###")[0]
+        for column, col in spec.columns.items():
+            row = next(line for line in section.splitlines() if line.startswith(f"| `{column}`"))
+            assert f"| {col.dtype} |" in row, (table, column)
+            assert ("| yes |" in row) == col.nullable, (table, column)
+    for rule in ["missing_table", "missing_column", "parse", "not_null", "category",
+                 "unique_key", "foreign_key", *(r.rule for r in ROW_RULES)]:
+        assert f"| `{rule}` |" in doc, rule
