@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from .did import did, event_study, placebo_did
 from .effects import (
     DEFAULT_PULL_FORWARD_DAYS,
     ITSFit,
@@ -21,6 +22,9 @@ from .effects import (
 )
 
 __all__ = [
+    "did",
+    "event_study",
+    "placebo_did",
     "DEFAULT_PULL_FORWARD_DAYS",
     "campaign_discounts",
     "campaign_effects",
