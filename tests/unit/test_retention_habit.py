@@ -39,6 +39,13 @@ def test_ratio_share_matches_cluster_robust_regression():
     assert est.estimate == pytest.approx(res.params[0])
     n = 200
     assert est.se == pytest.approx(res.bse[0] * np.sqrt(n / (n - 1)), rel=1e-10)
+    # with customer weights: weighted least squares, parcels carry their customer's weight
+    w = rng.uniform(0.2, 3.0, 200)
+    west = ratio_share(f, L, weights=w)
+    wres = sm.WLS(y, np.ones_like(y), weights=np.repeat(w, L)).fit(
+        cov_type="cluster", cov_kwds={"groups": g, "use_correction": False})
+    assert west.estimate == pytest.approx(wres.params[0])
+    assert west.se == pytest.approx(wres.bse[0] * np.sqrt(n / (n - 1)), rel=1e-10)
 
 
 def test_rate_difference_by_hand():

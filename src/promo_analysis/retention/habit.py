@@ -30,25 +30,29 @@ __all__ = ["habit_formation", "HabitResult", "ratio_share", "rate_difference", "
 _GROUPS = ("coupon", "organic")
 
 
-def ratio_share(numerator: np.ndarray, denominator: np.ndarray, *, alpha: float = 0.05,
-                label: str = "", estimand: str = "") -> Estimate:
-    """Pooled share ``sum(numerator) / sum(denominator)`` over units (customers) with a
+def ratio_share(numerator: np.ndarray, denominator: np.ndarray, *, weights=None,
+                alpha: float = 0.05, label: str = "", estimand: str = "") -> Estimate:
+    """Pooled share ``sum(w numerator) / sum(w denominator)`` over units (customers) with a
     linearisation (cluster-robust) standard error: parcels of one customer are not
     independent, customers are.
 
-    ``se = sqrt(n / (n - 1) * sum((y_i - R x_i)^2)) / sum(x_i)`` over units with ``x_i > 0``.
+    ``se = sqrt(n / (n - 1) * sum(w_i^2 (y_i - R x_i)^2)) / sum(w_i x_i)`` over units with
+    ``x_i > 0`` (``w = 1`` without ``weights``) -- the cluster-robust SE of a weighted
+    intercept-only regression on parcel-level 0/1 data.
     """
     y = np.asarray(numerator, float)
     x = np.asarray(denominator, float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     keep = x > 0
-    y, x = y[keep], x[keep]
+    y, x, w = y[keep], x[keep], w[keep]
     n = len(x)
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), float("nan"), 0,
                         "ratio (linearised)", alpha, estimand, label,
                         warnings=["no unit with a later parcel"])
-    r = y.sum() / x.sum()
-    se = np.sqrt(n / max(n - 1, 1) * np.sum((y - r * x) ** 2)) / x.sum() if n > 1 else np.nan
+    sw = float(w @ x)
+    r = float(w @ y) / sw
+    se = np.sqrt(n / (n - 1) * np.sum(w**2 * (y - r * x) ** 2)) / sw if n > 1 else np.nan
     return Estimate.from_normal(r, se, n=n, method="ratio (linearised)", alpha=alpha,
                                 estimand=estimand, label=label,
                                 extra={"parcels": float(x.sum())})
@@ -89,6 +93,11 @@ class HabitResult:
     full_price : TableResult
         Share of later parcels sent without a coupon, by group and window (``all`` = whole
         observation), pooled over parcels with customer-clustered SEs.
+    full_price_adjusted : Estimate or None
+        Coupon-acquired minus organic full-price share (whole observation) with the organic
+        customers reweighted to the coupon-acquired customers' covariates (ATT odds weights
+        ``e / (1 - e)`` from ``causal.estimate_effect``'s propensity model);
+        ``extra["organic_adjusted"]`` is the reweighted organic share.
     habit_share : Estimate
         Full-price share of coupon-acquired customers' later parcels, whole observation.
     habit_share_organic : Estimate
@@ -107,6 +116,7 @@ class HabitResult:
     repeat: TableResult
     repeat_adjusted: TableResult | None
     full_price: TableResult
+    full_price_adjusted: Estimate | None
     habit_share: Estimate
     habit_share_organic: Estimate
     km: KaplanMeierResult
@@ -127,6 +137,9 @@ class HabitResult:
             ("full-price share of later parcels, coupon-acquired", self.habit_share),
             ("full-price share of later parcels, organic", self.habit_share_organic),
         ]
+        if self.full_price_adjusted is not None:
+            rows.append(("full-price share: coupon - organic (covariate-reweighted)",
+                         self.full_price_adjusted))
         for w in self.window_days:
             if w in self.repeat.table.index:
                 r = self.repeat.table.loc[w]
@@ -317,6 +330,10 @@ def habit_formation(
                                           estimand="full-price share of later parcels")
     if not repeat_rows:
         raise ValueError(f"no window of {window_days} days is observed for enough customers")
+    full_price_adj = None
+    if adjust and used:
+        full_price_adj = _adjusted_full_price(df, used, fp_rows[("coupon", "all")], alpha,
+                                              seed, warns)
     repeat = _drop_meta(TableResult.from_estimates(repeat_rows, method="difference in means",
                                                    index_name="window_days",
                                                    estimand="repeat rate, coupon - organic",
@@ -351,6 +368,7 @@ def habit_formation(
         repeat=repeat,
         repeat_adjusted=repeat_adj,
         full_price=fp,
+        full_price_adjusted=full_price_adj,
         habit_share=fp_rows[("coupon", "all")],
         habit_share_organic=fp_rows[("organic", "all")],
         km=km,
@@ -361,6 +379,40 @@ def habit_formation(
         alpha=alpha,
         diagnostics=diag,
         warnings=warns + list(km.warnings) + list(cx.warnings),
+    )
+
+
+def _adjusted_full_price(df: pd.DataFrame, used: list[str], coupon: Estimate, alpha: float,
+                         seed: int, warns: list[str]) -> Estimate | None:
+    """Coupon minus covariate-reweighted organic full-price share (ATT odds weights)."""
+    from promo_analysis.causal import estimate_effect
+
+    sub = df[df["later_all"] > 0].reset_index(drop=True)
+    sub = sub.assign(_share=sub["later_nocoupon_all"] / sub["later_all"])
+    try:
+        # the propensity model is what we need; trim=None keeps every customer
+        ipw = estimate_effect(sub, treatment="coupon_acquired", outcome="_share",
+                              covariates=used, method="ipw", estimand="att", trim=None,
+                              folds=1, alpha=alpha, seed=seed)
+    except ValueError as err:
+        warns.append(f"adjusted full-price share failed: {err}")
+        return None
+    e = ipw.diagnostics["propensity"]["propensity"].to_numpy()
+    org = (sub["coupon_acquired"] == 0).to_numpy()
+    w = e[org] / (1 - e[org])
+    adj = ratio_share(sub.loc[org, "later_nocoupon_all"], sub.loc[org, "later_all"],
+                      weights=w, alpha=alpha)
+    diff = coupon.estimate - adj.estimate
+    se = float(np.hypot(coupon.se, adj.se))
+    warns.extend(w_ for w_ in ipw.warnings if w_ not in warns)
+    return Estimate.from_normal(
+        diff, se, n=len(sub), method="ratio, ATT odds weighting", alpha=alpha,
+        estimand="full-price share of later parcels, coupon - organic (adjusted)",
+        label="coupon-acquired vs reweighted organic",
+        extra={"coupon": coupon.estimate, "organic_adjusted": adj.estimate,
+               "organic_adjusted_se": adj.se},
+        diagnostics={"balance": ipw.diagnostics.get("balance"),
+                     "ess": ipw.diagnostics.get("ess")},
     )
 
 
