@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from .bunching import subsidy_leakage, threshold_bunching
 from .did import did, event_study, placebo_did
 from .effects import (
     DEFAULT_PULL_FORWARD_DAYS,
@@ -22,6 +23,8 @@ from .effects import (
 )
 
 __all__ = [
+    "threshold_bunching",
+    "subsidy_leakage",
     "did",
     "event_study",
     "placebo_did",
