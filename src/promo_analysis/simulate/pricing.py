@@ -17,7 +17,10 @@ import numpy as np
 
 from .timeline import Timeline
 
-__all__ = ["assign_products_prices", "later_coupon_use", "calibrate_prices", "coupon_terms"]
+__all__ = [
+    "assign_products_prices", "later_coupon_use", "calibrate_prices", "coupon_terms",
+    "design_arrays", "campaign_arrays",
+]
 
 _EXPRESS_MIX = (np.array([0.45, 0.40, 0.15]), np.log([13.0, 22.0, 38.0]), np.array([0.15, 0.18, 0.35]))
 _ECONOMY = (np.log(8.0), 0.3)
@@ -45,7 +48,7 @@ def assign_products_prices(sc, tl: Timeline, rp: dict, rec: dict, rng, only_miss
         return
     day = rec["day"][todo]
     economy = rng.random(m) < float(rp["economy_share"])
-    product = np.where(economy, "economy", "express").astype(object)
+    product = np.array(["express", "economy"], dtype=object)[economy.astype(np.int8)]
     # express channel mix moves linearly from the start to the end of the period
     chans = list(rp["express_channels"])
     s0 = np.asarray(rp["express_mix_start"], float)
@@ -57,19 +60,35 @@ def assign_products_prices(sc, tl: Timeline, rp: dict, rec: dict, rng, only_miss
     ch_idx = (u[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
     channel = np.asarray(chans, dtype=object)[np.minimum(ch_idx, len(chans) - 1)]
     e_names, e_p = _ECONOMY_CHANNELS
-    channel[economy] = rng.choice(np.asarray(e_names, dtype=object), size=int(economy.sum()), p=e_p)
+    channel[economy] = np.asarray(e_names, dtype=object)[
+        rng.choice(len(e_names), size=int(economy.sum()), p=e_p)
+    ]
     w, mu, sd = _EXPRESS_MIX
     comp = rng.choice(3, size=m, p=w)
     price = np.exp(mu[comp] + sd[comp] * rng.standard_normal(m))
     price[economy] = np.exp(_ECONOMY[0] + _ECONOMY[1] * rng.standard_normal(int(economy.sum())))
     price = np.round(price, 1)
     p_names, p_p = _PAYMENTS
-    payment = rng.choice(np.asarray(p_names, dtype=object), size=m, p=p_p)
+    payment = np.asarray(p_names, dtype=object)[rng.choice(len(p_names), size=m, p=p_p)]
     rec["product"][todo] = product
     rec["channel"][todo] = channel
     rec["payment"][todo] = payment
     rec["list_price"][todo] = price
     rec["pre_bunch"][todo] = price
+
+
+def design_arrays(sc) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold and face value of each courier coupon design (index = design number)."""
+    pairs = [tuple(float(x) for x in d.split("-")) for d in sc.coupons["designs"]]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def campaign_arrays(campaigns) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold and face value per campaign index (a trailing NaN for index -1)."""
+    return (
+        np.array([c.threshold for c in campaigns] + [np.nan]),
+        np.array([c.face_value for c in campaigns] + [np.nan]),
+    )
 
 
 def coupon_terms(sc, world) -> tuple[np.ndarray, np.ndarray]:
@@ -78,17 +97,14 @@ def coupon_terms(sc, world) -> tuple[np.ndarray, np.ndarray]:
     n = len(rec["cust"])
     thr, face = np.full(n, np.nan), np.full(n, np.nan)
     kind = rec["coupon_kind"]
-    designs = [tuple(float(x) for x in d.split("-")) for d in sc.coupons["designs"]]
+    d_thr, d_face = design_arrays(sc)
     m1 = kind == 1
-    if m1.any():
-        des = world.coupon_design[rec["cust"][m1]]
-        thr[m1] = [designs[d][0] for d in des]
-        face[m1] = [designs[d][1] for d in des]
+    des = world.coupon_design[rec["cust"][m1]]
+    thr[m1], face[m1] = d_thr[des], d_face[des]
     mc = (kind == 2) | (kind == 3)
-    if mc.any():
-        cs = rec["coupon_campaign"][mc]
-        thr[mc] = [world.campaigns[c].threshold for c in cs]
-        face[mc] = [world.campaigns[c].face_value for c in cs]
+    c_thr, c_face = campaign_arrays(world.campaigns)
+    cs = rec["coupon_campaign"][mc]
+    thr[mc], face[mc] = c_thr[cs], c_face[cs]
     m4 = kind == 4
     thr[m4], face[m4] = LOYALTY_DESIGN
     return thr, face
@@ -135,10 +151,7 @@ def later_coupon_use(sc, tl: Timeline, rp: dict, world, rng) -> None:
         (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == "express")
         & (day > first_day[cust])
     )
-    thr = np.where(act >= 0, 0.0, LOYALTY_DESIGN[0])
-    if (act >= 0).any():
-        thr_c = np.array([c.threshold for c in world.campaigns] + [np.nan])
-        thr = np.where(act >= 0, thr_c[act], LOYALTY_DESIGN[0])
+    thr = np.where(act >= 0, campaign_arrays(world.campaigns)[0][act], LOYALTY_DESIGN[0])
     price = rec["list_price"]
     band, pb = float(cp["bunching_band"]), float(cp["bunching_prob"])
     price_ok = np.where(price >= thr, 1.0, np.where(price >= thr - band, pb, 0.0))
@@ -194,7 +207,7 @@ def _solve_b(t21, p21, t22, p22, ratio):
     lo, hi = -3.0, 3.0
     if f(lo) > 0 or f(hi) < 0:
         return 0.0
-    for _ in range(80):
+    for _ in range(45):
         mid = (lo + hi) / 2
         if f(mid) < 0:
             lo = mid

@@ -13,7 +13,13 @@ import numpy as np
 
 from .campaigns import Campaign
 from .population import PRIOR, PROSPECT, People, draw_people, draw_walkins
-from .pricing import assign_products_prices, calibrate_prices, later_coupon_use
+from .pricing import (
+    assign_products_prices,
+    calibrate_prices,
+    campaign_arrays,
+    design_arrays,
+    later_coupon_use,
+)
 from .scenario import Scenario
 from .sending import clock, clock_at, first_send_day, repeat_chains, time_at
 from .timeline import Timeline, calendar_weights
@@ -335,7 +341,6 @@ def _first_parcel_coupons(sc: Scenario, world: RegionWorld, first: dict, rng) ->
     ``bunched``; moves ``list_price`` of bunched parcels to the threshold.
     """
     cp = sc.coupons
-    designs = [tuple(float(x) for x in d.split("-")) for d in cp["designs"]]
     cust, day = first["cust"], first["day"]
     n = cust.size
     express = first["product"] == "express"
@@ -354,9 +359,8 @@ def _first_parcel_coupons(sc: Scenario, world: RegionWorld, first: dict, rng) ->
 
     cday = world.coupon_day[cust]
     holds = (cday >= 0) & (day >= cday) & (day < cday + int(cp["validity_days"]))
-    thr = np.full(n, np.inf)
-    des = world.coupon_design[cust]
-    thr[holds] = np.array([designs[d][0] for d in des[holds]]) if holds.any() else []
+    d_thr, _ = design_arrays(sc)
+    thr = np.where(holds, d_thr[world.coupon_design[cust]], np.inf)
     used, up = try_use(holds, thr, float(cp["use_if_eligible"]))
     kind[used] = 1
     bunched |= up
@@ -365,9 +369,7 @@ def _first_parcel_coupons(sc: Scenario, world: RegionWorld, first: dict, rng) ->
     seg = world.people.segment[cust]
     act = world.active[seg, day]
     in_camp = (act >= 0) & (kind == 0)
-    cthr = np.full(n, np.inf)
-    if in_camp.any():
-        cthr[in_camp] = [world.campaigns[a].threshold for a in act[in_camp]]
+    cthr = np.where(in_camp, campaign_arrays(world.campaigns)[0][act], np.inf)
     used2, up2 = try_use(in_camp, cthr, float(cp["anonymous_first_use"]))
     kind[used2] = 2
     camp[used2] = act[used2]

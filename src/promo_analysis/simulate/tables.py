@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .population import PRIOR
+from .pricing import campaign_arrays, design_arrays
 from .region import RegionWorld
 from .timeline import Timeline
 
@@ -19,6 +22,15 @@ __all__ = ["region_tables"]
 
 _DAY = 86400
 _MIN = 60
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """``prefix`` + zero-padded numbers, as an object array of str (Arrow: fast at 10 M)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    if numbers.size == 0:
+        return np.zeros(0, dtype=object)
+    digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "").to_numpy(zero_copy_only=False)
 
 
 def _ts(tl: Timeline, seconds: np.ndarray) -> pd.Series:
@@ -32,12 +44,13 @@ def _send_seconds(rec: dict, rng) -> np.ndarray:
     """Seconds since the period start; within a customer's day in record order (k)."""
     n = len(rec["cust"])
     t = rng.integers(9 * 3600, 20 * 3600, size=n)
+    group = rec["cust"].astype(np.int64) * 1024 + rec["day"]
     # both orders group the records by (customer, day) identically
-    by_time = np.lexsort((t, rec["day"], rec["cust"]))
-    by_k = np.lexsort((rec["k"], rec["day"], rec["cust"]))
+    by_time = np.argsort(group * (1 << 17) + t, kind="stable")
+    by_k = np.argsort(group * (1 << 17) + rec["k"], kind="stable")
     o = t[by_time]
-    cust_s, day_s = rec["cust"][by_k], rec["day"][by_k]
-    new_grp = np.r_[True, (cust_s[1:] != cust_s[:-1]) | (day_s[1:] != day_s[:-1])]
+    g_s = group[by_k]
+    new_grp = np.r_[True, g_s[1:] != g_s[:-1]]
     pos = np.arange(n)
     j = pos - np.maximum.accumulate(np.where(new_grp, pos, 0))
     # strictly increasing, at least two minutes apart, within a customer's day
@@ -74,7 +87,7 @@ def region_tables(
     # customers: every prospect and walk-in; prior senders who send inside the period
     keep = (people.kind != PRIOR) | (world.t_first < D)
     idx_all = np.arange(len(people))
-    cid = np.array([f"{region}-c{i:07d}" for i in idx_all], dtype=object)
+    cid = _ids(f"{region}-c", idx_all, 7)
     world.customer_ids = cid
     known = np.where(people.kind == PRIOR, world.t_first, people.known_day)
     customers = pd.DataFrame(
@@ -97,7 +110,7 @@ def region_tables(
     sent = sent[order]
     rec["sent_s"] = sent
     n = len(sent)
-    sid = np.array([f"{region}-s{i:08d}" for i in range(n)], dtype=object)
+    sid = _ids(f"{region}-s", np.arange(n), 8)
     rec["shipment_id"] = sid
     first_s = np.full(len(people), -1, dtype=np.int64)
     f = rec["k"] == 1
@@ -106,7 +119,7 @@ def region_tables(
 
     # coupons ---------------------------------------------------------------------------
     cp = sc.coupons
-    designs = [tuple(float(x) for x in d.split("-")) for d in cp["designs"]]
+    d_thr, d_face = design_arrays(sc)
     validity = int(cp["validity_days"])
     rows = []
     coupon_of_rec = np.full(n, None, dtype=object)
@@ -118,7 +131,7 @@ def region_tables(
     issue_s[exp_issue] = world.exp_day[has][exp_issue] * _DAY + 8 * 3600
     world.assigned_s = np.full(len(people), -1, dtype=np.int64)
     world.assigned_s[has[exp_issue]] = issue_s[exp_issue]
-    k_ids = np.array([f"{region}-k{i:07d}" for i in has], dtype=object)
+    k_ids = _ids(f"{region}-k", has, 7)
     des = world.coupon_design[has]
     rows.append(
         pd.DataFrame(
@@ -128,8 +141,8 @@ def region_tables(
                 "customer_id": cid[has],
                 "issued_at": _ts(tl, issue_s),
                 "expires_at": _ts(tl, (world.coupon_day[has] + validity) * _DAY - 1),
-                "threshold": [designs[d][0] for d in des],
-                "face_value": [designs[d][1] for d in des],
+                "threshold": d_thr[des],
+                "face_value": d_face[des],
                 "issue_channel": np.where(
                     (world.coupon_source[has] == 2) | people.wechat[has], "wechat", "door_to_door"
                 ).astype(object),
@@ -137,13 +150,13 @@ def region_tables(
         )
     )
     m1 = rec["coupon_kind"] == 1
-    pos_of = {c: j for j, c in enumerate(has)}
-    coupon_of_rec[m1] = k_ids[[pos_of[c] for c in rec["cust"][m1]]]
+    # has is sorted: a customer's coupon row by binary search
+    coupon_of_rec[m1] = k_ids[np.searchsorted(has, rec["cust"][m1])]
 
     # 2-4. coupons used on customers' parcels
     kind = rec["coupon_kind"]
     used = np.flatnonzero(kind >= 2)
-    u_ids = np.array([f"{region}-u{i:08d}" for i in range(used.size)], dtype=object)
+    u_ids = _ids(f"{region}-u", np.arange(used.size), 8)
     coupon_of_rec[used] = u_ids
     camp = rec["coupon_campaign"][used]
     c_start = np.array([c.start for c in world.campaigns] + [0])[camp]
@@ -184,52 +197,57 @@ def region_tables(
         )
     )
 
-    # 5. campaign coupons issued but never used
+    # 5. campaign coupons issued but never used: personal ones to customers who had sent
+    # before the campaign (its target segment), anonymous paper ones
     red = float(cp["redemption_rate"])
-    extra = []
-    first_day = np.where(world.t_first < D, world.t_first, D)
+    first_day = np.where(keep & (world.t_first < D), world.t_first, D)
+    by_first = np.argsort(first_day, kind="stable")
+    first_sorted = first_day[by_first]
+    n_c = len(world.campaigns)
+    cc = np.where(kind >= 2, rec["coupon_campaign"], n_c)
+    n_used = np.bincount(cc[kind == 3], minlength=n_c + 1)
+    n_anon = np.bincount(cc[kind == 2], minlength=n_c + 1)
+    x_camp, x_who, x_iss = [], [], []
     for ci, c in enumerate(world.campaigns):
-        n_used = int(((kind == 3) & (rec["coupon_campaign"] == ci)).sum())
-        n_anon = int(((kind == 2) & (rec["coupon_campaign"] == ci)).sum())
-        n_extra = int(round(n_used * (1.0 / red - 1.0)))
-        pool = np.flatnonzero(
-            keep & (first_day < c.start)
-            & (
-                True if c.target_segment is None
-                else segs[people.segment] == c.target_segment
-            )
-        )
+        n_extra = int(round(n_used[ci] * (1.0 / red - 1.0)))
+        pool = by_first[: np.searchsorted(first_sorted, c.start, side="left")]
+        if c.target_segment is not None:
+            pool = pool[people.segment[pool] == sc.people["segments"].index(c.target_segment)]
         if n_extra and pool.size:
             who = rng.choice(pool, size=n_extra, replace=True)
             iss = (c.start + rng.integers(0, c.days, size=n_extra)) * _DAY + 8 * 3600
             iss = np.maximum(iss, (first_s[who] // _DAY + 1) * _DAY + 8 * 3600)
-            extra.append((ci, who, iss))
-        if n_anon:
-            iss = (c.start + rng.integers(0, c.days, size=n_anon)) * _DAY + 8 * 3600
-            extra.append((ci, None, iss))
-    j = 0
-    for ci, who, iss in extra:
-        c = world.campaigns[ci]
-        m = iss.size
-        ok = iss <= (c.end + 1) * _DAY - 1
+            x_camp.append(np.full(n_extra, ci))
+            x_who.append(who)
+            x_iss.append(iss)
+        if n_anon[ci]:
+            m = int(n_anon[ci])
+            x_camp.append(np.full(m, ci))
+            x_who.append(np.full(m, -1))
+            x_iss.append((c.start + rng.integers(0, c.days, size=m)) * _DAY + 8 * 3600)
+    if x_camp:
+        xc, xw, xi = np.concatenate(x_camp), np.concatenate(x_who), np.concatenate(x_iss)
+        c_end = np.array([c.end for c in world.campaigns])[xc]
+        ok = xi <= (c_end + 1) * _DAY - 1
+        xc, xw, xi, c_end = xc[ok], xw[ok], xi[ok], c_end[ok]
+        anon = xw < 0
+        c_thr, c_face = campaign_arrays(world.campaigns)
         rows.append(
             pd.DataFrame(
                 {
-                    "coupon_id": [f"{region}-x{j + i:08d}" for i in range(m)],
-                    "campaign_id": c.campaign_id,
-                    "customer_id": None if who is None else cid[who],
-                    "issued_at": _ts(tl, iss),
-                    "expires_at": _ts(tl, np.full(m, (c.end + 1) * _DAY - 1)),
-                    "threshold": c.threshold,
-                    "face_value": c.face_value,
-                    "issue_channel": (
-                        "counter" if who is None
-                        else np.where(people.wechat[who], "wechat", "counter").astype(object)
-                    ),
+                    "coupon_id": _ids(f"{region}-x", np.arange(xc.size), 8),
+                    "campaign_id": camp_ids[xc],
+                    "customer_id": np.where(anon, None, cid[np.maximum(xw, 0)]),
+                    "issued_at": _ts(tl, xi),
+                    "expires_at": _ts(tl, (c_end + 1) * _DAY - 1),
+                    "threshold": c_thr[xc],
+                    "face_value": c_face[xc],
+                    "issue_channel": np.where(
+                        anon | ~people.wechat[np.maximum(xw, 0)], "counter", "wechat"
+                    ).astype(object),
                 }
-            )[ok]
+            )
         )
-        j += m
     coupons = pd.concat(rows, ignore_index=True)
 
     shipments = pd.DataFrame(

@@ -271,6 +271,24 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
         world.coupon_day >= 0, 1.0 + tau * dfac[np.maximum(world.coupon_design, 0)], 1.0
     )
     express = rec["product"] == "express"
+    n_seg = len(segs)
+    # records are in time order (see tables.region_tables): a window is a slice
+    rec_day = rec["day"]
+    if np.any(np.diff(rec_day) < 0):
+        order = np.argsort(rec_day, kind="stable")
+    else:
+        order = np.arange(rec_day.size)
+    day_sorted = rec_day[order]
+    first_rec_of = np.full(len(people), -1, dtype=np.int64)
+    is_first = rec["k"] == 1
+    first_rec_of[cust[is_first]] = np.flatnonzero(is_first)
+    n_c = len(world.campaigns)
+    tag = np.where(rec["campaign"] >= 0, rec["campaign"], n_c)
+    tagged_rev = np.bincount(tag, weights=rec["revenue"], minlength=n_c + 1)
+    tagged_rev_ex = np.bincount(tag, weights=rec["revenue"] * express, minlength=n_c + 1)
+    T1 = world.t_first
+    by_t1 = np.argsort(T1, kind="stable")
+    t1_sorted = T1[by_t1]
     for ci, c in enumerate(world.campaigns):
         s, e, pe = c.start, c.end, c.post_end
         targeted = (
@@ -282,24 +300,27 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
             Wm[g, s : pe + 1] /= world.rep_factor[ci]
             Vm[g, s : e + 1] /= world.pro_factor[ci]
         Lm, Gm = clock(Wm), clock(Vm)
-        tseg = np.isin(people.segment, targeted)
-        T1 = world.t_first
+        # people whose first recorded parcel falls in the window (sorted by first day)
+        lo, hi = np.searchsorted(t1_sorted, [s, pe + 1], side="left")
+        inw = by_t1[lo:hi]
+        if len(targeted) < n_seg:
+            inw = inw[people.segment[inw] == targeted[0]]
+        kind_w = people.kind[inw]
         T0 = T1.copy()
-        shift = tseg & (T1 >= s) & (T1 <= pe) & (people.kind == PROSPECT)
-        idx = np.flatnonzero(shift)
+        idx = inw[kind_w == PROSPECT]
         if idx.size:
             T0[idx] = first_send_day(
                 Gm, people.segment[idx], world.target[idx], world.coupon_day[idx], mult[idx], V
             )
-        wk = np.flatnonzero(tseg & (people.kind == WALKIN) & (T1 >= s) & (T1 <= e))
+        wk = inw[(kind_w == WALKIN) & (T1[inw] <= e)]
         if wk.size:
             f = world.pro_factor[ci][T1[wk] - s]
             gone = world.walkin_u[wk] >= 1.0 / f
             T0[wk[gone]] = D
         # prior senders: their first recorded parcel is an event of the repeat clock
-        pr = np.flatnonzero(tseg & (people.kind == PRIOR) & (T1 >= s) & (T1 < D))
+        pr = inw[(kind_w == PRIOR) & (T1[inw] < D)]
         if pr.size:
-            first_rec = np.flatnonzero((rec["k"] == 1) & np.isin(cust, pr))
+            first_rec = first_rec_of[pr]
             for g in targeted:
                 m = first_rec[seg_r[first_rec] == g]
                 if m.size:
@@ -309,7 +330,10 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
             world.time2 >= 0, world.time2 + shift + world.churn_years * 365.0, np.inf
         )
 
-        cand = np.flatnonzero(np.isin(seg_r, targeted) & (rec["day"] >= s) & (rec["day"] <= pe + 30))
+        lo, hi = np.searchsorted(day_sorted, [s, pe + 31], side="left")
+        cand = order[lo:hi]
+        if len(targeted) < n_seg:
+            cand = cand[seg_r[cand] == targeted[0]]
         rc = cust[cand]
         k = rec["k"][cand]
         day = rec["day"][cand]
@@ -336,7 +360,6 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
         in_p = (day > e) & (day <= pe)
         in_p_cf = exists & (cf_day > e) & (cf_day <= pe)
         disc = rec["discount"][cand]
-        tagged = rec["campaign"] == ci
         rows.append(
             {
                 "campaign_id": c.campaign_id,
@@ -357,8 +380,8 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
                 "lift": float(c.lift),
                 "overlap": bool(c.overlap),
                 "leakage_discount": float(disc[own & in_w_cf].sum()),
-                "campaign_revenue": float(rec["revenue"][tagged].sum()),
-                "campaign_revenue_express": float(rec["revenue"][tagged & express].sum()),
+                "campaign_revenue": float(tagged_rev[ci]),
+                "campaign_revenue_express": float(tagged_rev_ex[ci]),
                 "incremental_revenue_express": float(
                     rev[in_w & ex].sum() - rev_cf[in_w_cf & ex].sum()
                 ),
