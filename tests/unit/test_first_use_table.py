@@ -134,8 +134,14 @@ def tiny_frames():
 
 
 @pytest.fixture(scope="module")
-def table():
-    return first_use_table(make_dataset(tiny_frames()), as_of=AS_OF).set_index("customer_id")
+def tiny_ds():
+    return make_dataset(tiny_frames())
+
+
+@pytest.fixture(scope="module")
+def table(tiny_ds):
+    # the "never-treated" design: one row per prospect, hand-checkable
+    return first_use_table(tiny_ds, as_of=AS_OF, controls="never-treated").set_index("customer_id")
 
 
 def test_rows_and_columns(table):
@@ -192,13 +198,16 @@ def test_exclusions_are_counted(table):
     assert table.attrs["as_of"] == T(AS_OF)
 
 
-def test_seed_reproducible_and_changes_the_draw():
-    ds = make_dataset(tiny_frames())
-    draws = {
-        s: first_use_table(ds, as_of=AS_OF, seed=s).set_index("customer_id").loc["f", "index_date"]
-        for s in range(12)
-    }
-    again = first_use_table(ds, as_of=AS_OF, seed=3).set_index("customer_id")
+def test_seed_reproducible_and_changes_the_draw(tiny_ds):
+    ds = tiny_ds
+
+    def draw(seed):
+        df = first_use_table(ds, as_of=AS_OF, seed=seed, controls="never-treated")
+        return df.set_index("customer_id").loc["f", "index_date"]
+
+    draws = {s: draw(s) for s in range(12)}
+    again = first_use_table(ds, as_of=AS_OF, seed=3, controls="never-treated")
+    again = again.set_index("customer_id")
     assert again.loc["f", "index_date"] == draws[3]
     assert set(draws.values()) == {T("2021-02-01"), T("2021-04-01")}
 
@@ -236,7 +245,7 @@ def test_pseudo_dates_follow_the_regions_issue_date_distribution():
     )
     shipments = _shipments([["s0", "t0000", "2021-12-01", 20.0, 0.0, None]])
     ds = make_dataset({"customers": customers, "shipments": shipments, "coupons": coupons})
-    df = first_use_table(ds, as_of=AS_OF, seed=5)
+    df = first_use_table(ds, as_of=AS_OF, seed=5, controls="never-treated")
     ctrl = df[df.got_coupon == 0]
     assert len(ctrl) == n_c
     observed = ctrl.index_date.value_counts().reindex(days, fill_value=0).to_numpy()
@@ -279,7 +288,7 @@ def test_experiment_table():
     assert df.loc["c", "tenure_days"] == 9
     assert df.loc["x", "arm"] == "12-3"
     # and the observational table leaves all three participants out
-    obs = first_use_table(make_dataset(frames), as_of=AS_OF)
+    obs = first_use_table(make_dataset(frames), as_of=AS_OF, controls="never-treated")
     assert not set(obs.customer_id) & {"x", "c", "d"}
     assert obs.attrs["exclusions"]["experiment_participants"] == 3
 
@@ -289,3 +298,95 @@ def test_experiment_table_needs_assignments():
     del frames["assignments"]
     with pytest.raises(ValueError, match="no 'assignments' table"):
         experiment_table(make_dataset(frames))
+
+
+# ------------------------------------------------------------ default: not-yet-treated controls
+def test_not_yet_treated_rows_use_only_the_history_up_to_the_index(tiny_ds):
+    for seed in range(8):
+        df = first_use_table(tiny_ds, as_of=AS_OF, seed=seed)
+        ctrl = df[df.got_coupon == 0].set_index("customer_id")
+        # d and a had sent / been treated by any pool date; e is a walk-in; x is in the test
+        assert not set(ctrl.index) & {"a", "d", "e", "x"}
+        # c (known 03-01) can only draw 04-01; b only 02-01 (on 04-01 it is already treated)
+        assert ctrl.loc["c", "index_date"] == T("2021-04-01")
+        if "b" in ctrl.index:
+            assert ctrl.loc["b", "index_date"] == T("2021-02-01")
+            assert ctrl.loc["b", "sent_within_window"] == 0
+        # g's own coupon window runs past as_of, but g was an untreated prospect before it
+        assert (ctrl.index == "g").sum() <= 1
+        assert (ctrl["first_sent_at"].isna() | (ctrl["first_sent_at"] >= ctrl["index_date"])).all()
+        ex = df.attrs["exclusions"]
+        n_draws = 9 - 1 - 1  # customers minus the participant x minus the walk-in e
+        assert (
+            ex["control_draws_without_date"]
+            + ex["control_draws_already_sent"]
+            + ex["control_draws_already_treated"]
+            + len(ctrl)
+            == n_draws
+        )
+        assert df.attrs["controls"] == "not-yet-treated"
+
+
+def test_unknown_control_design_is_an_error(tiny_ds):
+    with pytest.raises(ValueError, match="controls must be"):
+        first_use_table(tiny_ds, controls="matched")
+
+
+def _null_world(n: int, seed: int):
+    """Prospects known on 2021-01-01; first parcel after Exp(150) days, coupons after Exp(200)
+    days to those who have not sent yet. Coupons have NO effect."""
+    rng = np.random.default_rng(seed)
+    start = T("2021-01-01")
+    t0 = np.floor(rng.exponential(150, n)).astype(int)
+    c = np.floor(rng.exponential(200, n)).astype(int)
+    treated = (c <= t0) & (c <= 690)
+    sends = t0 < 730
+    ids = np.array([f"p{i:05d}" for i in range(n)])
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "region_id": "guangxi",
+            "known_since": start,
+            "segment": "office",
+            "wechat_contact": True,
+            "parcels_received": 1,
+        }
+    )
+    rows = [
+        [f"s{i:05d}", cid, start + pd.Timedelta(days=int(d), hours=12), 20.0, 0.0, None]
+        for i, (cid, d) in enumerate(zip(ids[sends], t0[sends], strict=True))
+    ]
+    k = np.flatnonzero(treated)
+    coupons = pd.DataFrame(
+        {
+            "coupon_id": [f"k{i}" for i in k],
+            "customer_id": ids[k],
+            "issued_at": start + pd.to_timedelta(c[k], unit="D") + pd.Timedelta(hours=8),
+            "expires_at": start + pd.to_timedelta(c[k] + 30, unit="D"),
+            "threshold": 12.0,
+            "face_value": 3.0,
+            "issue_channel": "wechat",
+            "campaign_id": pd.Series([None] * len(k), dtype="string"),
+        }
+    )
+    return make_dataset({"customers": customers, "shipments": _shipments(rows), "coupons": coupons})
+
+
+def test_not_yet_treated_controls_are_unbiased_where_never_treated_are_not():
+    """With no coupon effect and memoryless sending, P(send within 30 d | prospect) is the same
+    for treated and control rows. Never-treated controls are selected on sending EARLY (before
+    any coupon could arrive), which makes a useless coupon look harmful."""
+    ds = _null_world(6000, seed=11)
+    p = 1 - np.exp(-30 / 150)
+
+    def diff(controls):
+        df = first_use_table(ds, as_of="2023-01-01", controls=controls)
+        g = df.groupby("got_coupon")["sent_within_window"]
+        m, n = g.mean(), g.size()
+        return m[1] - m[0], np.sqrt((m * (1 - m) / n).sum()), m
+
+    d, se, m = diff("not-yet-treated")
+    assert abs(d) < 3.5 * se
+    assert m[0] == pytest.approx(p, abs=0.03) and m[1] == pytest.approx(p, abs=0.03)
+    d_never, se_never, _ = diff("never-treated")
+    assert d_never < -10 * se_never

@@ -6,10 +6,15 @@ coupon or not, and see whether they send a first parcel within ``window_days``.
 
 * Treated rows: each prospect's FIRST coupon received while eligible (``known_since <= issued_at``
   and no shipment before ``issued_at``); index date = the coupon's ``issued_at``.
-* Control rows: prospects who never received a coupon while eligible. Each gets a pseudo index
-  date drawn (seeded) from the empirical distribution of the treated index dates of their
-  region, restricted to dates on which they were eligible. Controls with no such date are
-  excluded and counted.
+* Control rows (default ``controls="not-yet-treated"``): every prospect -- later coupon
+  recipients included -- gets a pseudo index date drawn (seeded) from the empirical
+  distribution of the treated index dates of their region on or after the day they became
+  known; the row is kept if on that day they were still a prospect without a coupon. Only the
+  history up to the index date decides, as in a sequence of emulated trials (a person may be a
+  control on one day and treated later). ``controls="never-treated"`` instead takes only people
+  who never got a coupon and draws their date among the days they were eligible; it conditions
+  on the future (people who send early have no time to get a coupon), which biases the control
+  outcome upward -- kept for comparison, see the tests and ``docs/methods.md``.
 * Time is counted in whole days, as the simulator and the couriers' records do: the index
   date is the day of issue; a prospect is eligible on day ``d`` if known on or before ``d`` and
   without a parcel on an earlier day; the outcome window is days ``d .. d + window_days - 1``.
@@ -47,6 +52,7 @@ FIRST_USE_COLUMNS = [
     "first_revenue",
     "revenue_within_window",
     "days_to_first_send",
+    "coupon_within_window",
     "segment",
     "wechat_contact",
     "parcels_received",
@@ -180,34 +186,41 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
 
 
 def _draw_pseudo_index(
-    controls: pd.DataFrame, pools: dict[Any, np.ndarray], rng: np.random.Generator
+    candidates: pd.DataFrame,
+    pools: dict[Any, np.ndarray],
+    rng: np.random.Generator,
+    until_first_send: bool,
 ) -> pd.Series:
-    """Draw one treated index date per control from its region's pool, within eligibility.
+    """Draw one index date per candidate from its region's pool of treated index dates.
 
-    A control is eligible on day ``d`` if ``known_since <= d <= first_sent_at`` (never sent
-    before ``d``). Sampling an index uniformly among the sorted pool entries in that range is
-    sampling from the region's issue-date distribution restricted to the eligible dates.
+    Dates are drawn uniformly among the pool entries (so in proportion to the region's issue
+    dates) on or after the candidate's ``known_since`` day; with ``until_first_send`` also on or
+    before the day of their first parcel (the "never-treated" design). NaT when no entry fits.
     """
-    out = pd.Series(pd.NaT, index=controls.index, dtype="datetime64[ns]")
-    u = rng.random(len(controls))
-    for region, idx in controls.groupby("region_id", sort=True).indices.items():
+    out = pd.Series(pd.NaT, index=candidates.index, dtype="datetime64[ns]")
+    u = rng.random(len(candidates))
+    for region, idx in candidates.groupby("region_id", sort=True).indices.items():
         pool = pools.get(region)
         if pool is None or len(pool) == 0:
             continue
-        sub = controls.iloc[idx]
+        sub = candidates.iloc[idx]
         lo = np.searchsorted(pool, sub["_known"].to_numpy(dtype="datetime64[ns]"), side="left")
-        ends = sub["first_sent_at"].to_numpy(dtype="datetime64[ns]")
-        hi = np.where(np.isnat(ends), len(pool), np.searchsorted(pool, ends, side="right"))
+        hi = np.full(len(sub), len(pool))
+        if until_first_send:
+            ends = sub["first_sent_at"].to_numpy(dtype="datetime64[ns]")
+            hi = np.where(np.isnat(ends), len(pool), np.searchsorted(pool, ends, side="right"))
         ok = hi > lo
-        pick = lo + np.floor(u[idx] * (hi - lo)).astype(np.int64)
-        pick = np.clip(pick, 0, len(pool) - 1)
-        values = np.where(ok, pool[pick], np.datetime64("NaT"))
-        out.iloc[idx] = values
+        pick = np.clip(lo + np.floor(u[idx] * (hi - lo)).astype(np.int64), 0, len(pool) - 1)
+        out.iloc[idx] = np.where(ok, pool[pick], np.datetime64("NaT"))
     return out
 
 
 def first_use_table(
-    ds: Any, window_days: int = 30, as_of: Any = None, seed: int = 0
+    ds: Any,
+    window_days: int = 30,
+    as_of: Any = None,
+    seed: int = 0,
+    controls: str = "not-yet-treated",
 ) -> pd.DataFrame:
     """One row per prospect: coupon (or pseudo) index date, outcome and pre-index covariates.
 
@@ -223,6 +236,10 @@ def first_use_table(
         window does not fit before ``as_of`` are excluded (counted).
     seed : int, default 0
         Seed of the control units' pseudo-index-date draw.
+    controls : {"not-yet-treated", "never-treated"}
+        How control rows are formed (see the module notes). With ``"not-yet-treated"`` a
+        person can have a control row and, later, a treated row; ``coupon_within_window``
+        flags control rows whose own coupon arrived inside their window (intention to treat).
 
     Returns
     -------
@@ -241,6 +258,8 @@ def first_use_table(
     See ``docs/methods.md`` (section 4) for the estimand, the control-index choice and its
     alternatives.
     """
+    if controls not in ("not-yet-treated", "never-treated"):
+        raise ValueError(f"controls must be 'not-yet-treated' or 'never-treated', got {controls!r}")
     if int(window_days) <= 0:
         raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
     window = pd.Timedelta(days=int(window_days))
@@ -261,23 +280,39 @@ def first_use_table(
         region: np.sort(g.to_numpy(dtype="datetime64[ns]"))
         for region, g in df.loc[keep_t].groupby("region_id")["_issued"]
     }
-    # Customers first known through their first parcel (sent on the day they became known)
-    # were never prospects: outside the target population, counted but not rows.
+    # Customers first known through their first parcel (sent on the day they became known:
+    # walk-ins, prior senders) were never prospects: counted, never control rows.
     known_day = df["_known"].dt.normalize()
     never_prospect = ~treated & (df["first_sent_at"] < known_day + pd.Timedelta(days=1))
     counts["never_prospects"] = int(never_prospect.sum())
-    controls = df.loc[~treated & ~never_prospect].copy()
     rng = np.random.default_rng(seed)
-    pseudo = _draw_pseudo_index(controls, pools, rng)
-    counts["controls_never_eligible"] = int(pseudo.isna().sum())
+    if controls == "never-treated":
+        cand = df.loc[~treated & ~never_prospect]
+        pseudo = _draw_pseudo_index(cand, pools, rng, until_first_send=True)
+        counts["controls_never_eligible"] = int(pseudo.isna().sum())
+        keep_c = pseudo.notna()
+    else:
+        # Every prospect (later coupon recipients included) gets a date drawn without looking
+        # at their future; the draw is kept only if on that day they were still a prospect
+        # without a coupon -- the history up to the index date decides, nothing after it.
+        cand = df.loc[~never_prospect]
+        pseudo = _draw_pseudo_index(cand, pools, rng, until_first_send=False)
+        no_date = pseudo.isna()
+        sent_before = cand["first_sent_at"] < pseudo
+        treated_by = cand["_issued"].notna() & (cand["_issued"] <= pseudo)
+        counts["control_draws_without_date"] = int(no_date.sum())
+        counts["control_draws_already_sent"] = int((~no_date & sent_before).sum())
+        counts["control_draws_already_treated"] = int((~no_date & ~sent_before & treated_by).sum())
+        keep_c = ~no_date & ~sent_before & ~treated_by
+    controls_df = cand.loc[keep_c].copy()
+    controls_df["index_date"] = pseudo.loc[keep_c]
 
     t = df.loc[keep_t].copy()
     t["index_date"] = t["_issued"]
     t["got_coupon"] = 1
     t["design"] = design_code(t["_threshold"], t["_face"])
     t["coupon_id"] = t["_coupon_id"]
-    c = controls.loc[pseudo.notna()].copy()
-    c["index_date"] = pseudo.loc[pseudo.notna()]
+    c = controls_df
     c["got_coupon"] = 0
     c["design"] = None
     c["coupon_id"] = None
@@ -287,6 +322,12 @@ def first_use_table(
     inside = delay.notna() & (delay >= pd.Timedelta(0)) & (delay < window)
     out["sent_within_window"] = inside.astype("int64")
     out["revenue_within_window"] = np.where(inside, out["first_revenue"], 0.0)
+    # control rows whose own (first) coupon arrived inside their window: intention-to-treat
+    # contamination, small when coupons are rare per window; flagged for sensitivity analyses
+    later = out["_issued"] - out["index_date"]
+    out["coupon_within_window"] = (
+        (out["got_coupon"] == 0) & later.notna() & (later > pd.Timedelta(0)) & (later < window)
+    ).astype("int64")
     out["days_to_first_send"] = (
         out["first_sent_at"].dt.normalize() - out["index_date"]
     ).dt.days.astype("Int64")
@@ -307,6 +348,7 @@ def first_use_table(
     out.attrs["as_of"] = end
     out.attrs["window_days"] = int(window_days)
     out.attrs["seed"] = seed
+    out.attrs["controls"] = controls
     return out
 
 
