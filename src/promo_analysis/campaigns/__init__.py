@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from .bunching import subsidy_leakage, threshold_bunching
+from .designs import compare_designs, meta_regression
 from .did import did, event_study, placebo_did
 from .effects import (
     DEFAULT_PULL_FORWARD_DAYS,
@@ -23,6 +24,8 @@ from .effects import (
 )
 
 __all__ = [
+    "compare_designs",
+    "meta_regression",
     "threshold_bunching",
     "subsidy_leakage",
     "did",
