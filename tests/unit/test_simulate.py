@@ -155,3 +155,31 @@ def test_truth_contract_columns(tiny):
     assert list(t.bunching.columns) == ["region_id", "threshold", "moved_up_parcels"]
     assert {"region_id", "variable", "value"} == set(t.survey.columns)
     assert np.isfinite(t.first_use.value).all()
+
+
+def test_write_simulation_streams_the_same_dataset(tiny, tmp_path):
+    """The region-by-region folder writer: same tables as simulate(), valid, deterministic,
+    and it never replaces a folder promo-analysis did not write."""
+    from promo_analysis import load_dataset, validate
+    from promo_analysis.simulate import write_simulation
+
+    frames, meta, truth = tiny
+    a = write_simulation(tmp_path / "a", "china-post-2022", seed=5, **TINY)
+    b = write_simulation(tmp_path / "b", "china-post-2022", seed=5, **TINY)
+    da, db = _digest(a), _digest(b)
+    assert {k: v for k, v in da.items() if k != "truth.json"} == {
+        k: v for k, v in db.items() if k != "truth.json"
+    }
+    ds = load_dataset(a)
+    assert validate(ds).ok
+    assert ds.meta["seed"] == 5 and ds.meta["created_by"] == "promo-analysis"
+    for name in ("shipments", "coupons", "customers"):
+        got = ds.to_pandas(name).sort_values(frames[name].columns[0]).reset_index(drop=True)
+        want = frames[name].sort_values(frames[name].columns[0]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+    pd.testing.assert_frame_equal(ds.truth.first_use, truth.first_use, check_dtype=False)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "notes.txt").write_text("not a dataset")
+    with pytest.raises(FileExistsError, match="not written by promo-analysis"):
+        write_simulation(raw, "china-post-2022", seed=5, **TINY)

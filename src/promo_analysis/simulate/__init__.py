@@ -34,11 +34,12 @@ from .truth import (
     experiment_truth,
     first_use_truth,
     first_use_units,
+    habit_sums,
     retention_truth,
 )
 
-__all__ = ["simulate", "simulate_frames", "GroundTruth", "Scenario", "load_scenario",
-           "available_scenarios"]
+__all__ = ["simulate", "simulate_frames", "write_simulation", "GroundTruth", "Scenario",
+           "load_scenario", "available_scenarios"]
 
 _COERCE_MAX_ROWS = 100_000
 
@@ -79,6 +80,79 @@ def _regions(sc: Scenario, regions) -> list[str]:
     return regions
 
 
+def _check(scenario, scale, regions) -> tuple[Scenario, list[str], Timeline]:
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 10):
+        raise ValueError(f"scale must be a number in (0, 10], got {scale!r}")
+    return sc, _regions(sc, regions), Timeline(sc.start, sc.n_days)
+
+
+def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: int) -> dict:
+    """Everything one region contributes: its table rows, campaign copies, truth parts."""
+    camps = campaign_calendar(sc, tl, [region], _rng(seed, region, "campaigns"))
+    world = simulate_region(sc, tl, region, scale, camps, _rng(seed, region, "world"))
+    tables = region_tables(world, sc, tl, _rng(seed, region, "tables"))
+    survey, survey_truth = simulate_survey(sc, tl, region, _rng(seed, region, "survey"))
+    t_rng = _rng(seed, region, "truth")
+    rp = sc.region(region)
+    return {
+        "tables": {**tables, "survey": survey},
+        "campaigns": camps,
+        "truth": {
+            "units": first_use_units(sc, world, t_rng),
+            "experiments": experiment_truth(sc, world),
+            "campaigns": campaign_truth(sc, tl, world),
+            "bunching": bunching_truth(world),
+            "survey": survey_truth,
+            "habit": habit_sums(world),
+        },
+        "calibration": {
+            "price_factor": world.price_factor,
+            "coupons": world.coupon_calibration,
+            "targets": {
+                k: rp[k] for k in (
+                    "revenue_2022", "growth", "coupons_used_2022", "campaign_incremental_2022",
+                    "campaign_revenue_share_2022", "channel_revenue_2022", "channel_growth",
+                ) if k in rp
+            },
+        },
+    }
+
+
+def _truth(sc: Scenario, parts: list[dict], calibration: dict) -> GroundTruth:
+    def cat(key):
+        frames = [p["truth"][key] for p in parts if len(p["truth"][key])]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    experiments = cat("experiments")
+    if experiments.empty:
+        experiments = pd.DataFrame(columns=["experiment_id", "region_id", "arm", "threshold",
+                                            "face_value", "n", "control_rate", "effect"])
+    return GroundTruth(
+        first_use=first_use_truth(cat("units"), list(sc.coupons["designs"])),
+        experiments=experiments,
+        campaigns=cat("campaigns"),
+        retention=retention_truth(sc, [p["truth"]["habit"] for p in parts]),
+        survey=cat("survey"),
+        bunching=cat("bunching"),
+        calibration=calibration,
+    )
+
+
+def _meta(sc: Scenario, scale: float, seed: int, region_ids: list[str]) -> dict:
+    return {
+        "name": f"{sc.name} (simulated)",
+        "contract_version": "1",
+        "currency": "CNY",
+        "period": [sc.start.isoformat(), sc.end.isoformat()],
+        "scenario": sc.name,
+        "scale": scale,
+        "seed": int(seed),
+        "regions": region_ids,
+        "generator": "promo_analysis.simulate",
+    }
+
+
 def simulate_frames(
     scenario: str | Path | Scenario = "china-post-2022",
     scale: float = 0.01,
@@ -91,91 +165,32 @@ def simulate_frames(
     """
     from promo_analysis.contract import coerce_frame
 
-    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    if not (isinstance(scale, (int, float)) and 0 < scale <= 10):
-        raise ValueError(f"scale must be a number in (0, 10], got {scale!r}")
-    region_ids = _regions(sc, regions)
-    tl = Timeline(sc.start, sc.n_days)
+    sc, region_ids, tl = _check(scenario, scale, regions)
     t0 = time.perf_counter()
-    parts: dict[str, list[pd.DataFrame]] = {
-        k: [] for k in ("customers", "shipments", "coupons", "assignments", "survey")
-    }
-    all_campaigns = []
-    worlds = []
-    truth_parts: dict[str, list[pd.DataFrame]] = {
-        k: [] for k in ("units", "experiments", "campaigns", "survey", "bunching")
-    }
-    calibration: dict = {"regions": {}}
+    parts, campaigns, calibration = [], [], {"regions": {}}
     for region in region_ids:
-        camps = campaign_calendar(sc, tl, [region], _rng(seed, region, "campaigns"))
-        world = simulate_region(sc, tl, region, scale, camps, _rng(seed, region, "world"))
-        tables = region_tables(world, sc, tl, _rng(seed, region, "tables"))
-        for k, v in tables.items():
-            parts[k].append(v)
-        survey, survey_truth = simulate_survey(sc, tl, region, _rng(seed, region, "survey"))
-        parts["survey"].append(survey)
-        truth_parts["survey"].append(survey_truth)
-        t_rng = _rng(seed, region, "truth")
-        truth_parts["units"].append(first_use_units(sc, world, t_rng))
-        truth_parts["experiments"].append(experiment_truth(sc, world))
-        truth_parts["campaigns"].append(campaign_truth(sc, tl, world))
-        truth_parts["bunching"].append(bunching_truth(world))
-        all_campaigns += camps
-        rp = sc.region(region)
-        calibration["regions"][region] = {
-            "price_factor": world.price_factor,
-            "coupons": world.coupon_calibration,
-            "targets": {
-                k: rp[k] for k in (
-                    "revenue_2022", "growth", "coupons_used_2022", "campaign_incremental_2022",
-                    "campaign_revenue_share_2022", "channel_revenue_2022", "channel_growth",
-                ) if k in rp
-            },
-        }
-        worlds.append(world)
+        part = _region_parts(sc, tl, region, scale, seed)
+        campaigns += part.pop("campaigns")
+        calibration["regions"][region] = part.pop("calibration")
+        parts.append(part)
+
+    def cat(name):
+        frames = [p["tables"][name] for p in parts]
+        return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
 
     frames = {
         "regions": regions_frame(region_ids),
-        "customers": pd.concat(parts["customers"], ignore_index=True),
-        "campaigns": campaigns_frame(all_campaigns, tl, scale),
-        "coupons": pd.concat(parts["coupons"], ignore_index=True),
-        "shipments": pd.concat(parts["shipments"], ignore_index=True),
-        "survey": pd.concat(parts["survey"], ignore_index=True),
-        "assignments": pd.concat(
-            [a for a in parts["assignments"] if len(a)] or parts["assignments"][:1],
-            ignore_index=True,
-        ),
+        "customers": cat("customers"),
+        "campaigns": campaigns_frame(campaigns, tl, scale),
+        "coupons": cat("coupons"),
+        "shipments": cat("shipments"),
+        "survey": cat("survey"),
+        "assignments": cat("assignments"),
     }
     frames = {name: _coerce(df, name, coerce_frame) for name, df in frames.items()}
-    units = pd.concat(truth_parts["units"], ignore_index=True)
-    exp_parts = [x for x in truth_parts["experiments"] if len(x)]
-    truth = GroundTruth(
-        first_use=first_use_truth(units, list(sc.coupons["designs"])),
-        experiments=(
-            pd.concat(exp_parts, ignore_index=True) if exp_parts else pd.DataFrame(
-                columns=["experiment_id", "region_id", "arm", "threshold", "face_value", "n",
-                         "control_rate", "effect"]
-            )
-        ),
-        campaigns=pd.concat(truth_parts["campaigns"], ignore_index=True),
-        retention=retention_truth(sc, worlds),
-        survey=pd.concat(truth_parts["survey"], ignore_index=True),
-        bunching=pd.concat(truth_parts["bunching"], ignore_index=True),
-        calibration=calibration,
-    )
-    meta = {
-        "name": f"{sc.name} (simulated)",
-        "contract_version": "1",
-        "currency": "CNY",
-        "period": [sc.start.isoformat(), sc.end.isoformat()],
-        "scenario": sc.name,
-        "scale": scale,
-        "seed": int(seed),
-        "regions": region_ids,
-        "generator": "promo_analysis.simulate",
-    }
+    truth = _truth(sc, parts, calibration)
     truth.calibration["seconds"] = round(time.perf_counter() - t0, 3)
-    return frames, meta, truth
+    return frames, _meta(sc, scale, seed, region_ids), truth
 
 
 def simulate(
@@ -224,3 +239,6 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+from .writer import write_simulation  # noqa: E402  (uses the helpers above)

@@ -17,7 +17,10 @@ from .region import RegionWorld
 from .sending import clock, clock_at, first_send_day, time_at
 from .timeline import Timeline
 
-__all__ = ["GroundTruth", "first_use_units", "experiment_truth", "campaign_truth"]
+__all__ = [
+    "GroundTruth", "first_use_units", "first_use_truth", "experiment_truth", "campaign_truth",
+    "habit_sums", "retention_truth", "bunching_truth",
+]
 
 _FRAMES = ("first_use", "experiments", "campaigns", "survey", "bunching")
 
@@ -391,36 +394,50 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def retention_truth(sc, worlds: list[RegionWorld]) -> dict[str, Any]:
-    """``hazard_ratio`` (a scenario parameter: the model's first-to-second gap hazard ratio)
-    and the habit shares: 1 - mean coupon-use probability over parcels after the first
-    recorded one, pooled over coupon-acquired (first recorded parcel used a coupon) and
-    over organic customers."""
-    acq_p, org_p = [], []
-    by_region = {}
-    for w in worlds:
-        rec = w.rec
-        later = rec["k"] >= 2
-        acq = w.acquired[rec["cust"]]
-        pa = rec["coupon_prob"][later & acq]
-        po = rec["coupon_prob"][later & ~acq]
-        acq_p.append(pa)
-        org_p.append(po)
-        by_region[w.region] = {
-            "habit_share": float(1 - pa.mean()) if pa.size else float("nan"),
-            "habit_share_organic": float(1 - po.mean()) if po.size else float("nan"),
-        }
-    pa, po = np.concatenate(acq_p), np.concatenate(org_p)
+def habit_sums(world: RegionWorld) -> dict[str, float]:
+    """Per region: sums of the coupon-use probabilities of parcels after the first recorded
+    one, for coupon-acquired and organic customers (see :func:`retention_truth`)."""
+    rec = world.rec
+    later = rec["k"] >= 2
+    acq = world.acquired[rec["cust"]]
+    p = rec["coupon_prob"]
+    return {
+        "region_id": world.region,
+        "sum_acquired": float(p[later & acq].sum()),
+        "n_acquired": int((later & acq).sum()),
+        "sum_organic": float(p[later & ~acq].sum()),
+        "n_organic": int((later & ~acq).sum()),
+    }
+
+
+def retention_truth(sc, sums: list[dict[str, float]]) -> dict[str, Any]:
+    """``hazard_ratio`` (the model's first-to-second-parcel hazard ratio, coupon-acquired vs
+    organic) and the habit shares: 1 - mean coupon-use probability over parcels after the first
+    recorded one, pooled over the parcels of coupon-acquired (first recorded parcel used a
+    coupon) and of organic customers; ``by_region`` per region."""
+
+    def share(s_, n_):
+        return float(1 - s_ / n_) if n_ else float("nan")
+
+    tot = {k: sum(x[k] for x in sums) for k in ("sum_acquired", "n_acquired", "sum_organic",
+                                                  "n_organic")}
     return {
         "hazard_ratio": float(sc.retention["hazard_ratio"]),
-        "habit_share": float(1 - pa.mean()) if pa.size else float("nan"),
-        "habit_share_organic": float(1 - po.mean()) if po.size else float("nan"),
-        "by_region": by_region,
+        "habit_share": share(tot["sum_acquired"], tot["n_acquired"]),
+        "habit_share_organic": share(tot["sum_organic"], tot["n_organic"]),
+        "by_region": {
+            x["region_id"]: {
+                "habit_share": share(x["sum_acquired"], x["n_acquired"]),
+                "habit_share_organic": share(x["sum_organic"], x["n_organic"]),
+            }
+            for x in sums
+        },
         "covariates": ["segment", "wechat_contact", "region_id"],
         "definition": (
             "time from a customer's first to second recorded parcel; coupon-acquired = the "
-            "first recorded parcel used a coupon; exponential gaps on the region's sending "
-            "clock, proportional hazards given segment, wechat_contact and region"
+            "first recorded parcel used a coupon; exponential gap in calendar time with rate "
+            "mu(segment, wechat_contact) * hazard_ratio^coupon_acquired: proportional hazards "
+            "given segment, wechat_contact and region"
         ),
     }
 
