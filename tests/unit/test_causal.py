@@ -260,6 +260,13 @@ def test_plots_draw_and_return_axes():
             for m in causal.METHODS}
     ax = cplots.forest_plot(ests, truth=ate)
     assert len(ax.get_yticklabels()) == 4 and ax.get_title()
+    mixed = {"aipw": ests["aipw"], "test 12-3": pd.Series({"estimate": 0.02, "ci_low": 0.0,
+                                                           "ci_high": 0.04}),
+             "truth band": (0.1, 0.09, 0.11)}
+    ax = cplots.forest_plot(mixed)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(mixed)
+    with pytest.raises(TypeError, match="expected an Estimate"):
+        cplots.forest_plot({"x": 0.3})
     ax = cplots.love_plot(ests["aipw"])
     assert len(ax.collections) == 2
     ax = cplots.overlap_plot(ests["aipw"], trim=(0.01, 0.99))

@@ -6,7 +6,7 @@ Labels are bilingual (Chinese / English).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,9 +38,19 @@ def _as_frame(estimates: Any) -> pd.DataFrame:
     if isinstance(estimates, Mapping):
         rows = {}
         for name, est in estimates.items():
-            if not isinstance(est, Estimate):
-                raise TypeError(f"estimates[{name!r}] is {type(est).__name__}, not an Estimate")
-            rows[name] = {"estimate": est.estimate, "ci_low": est.ci_low, "ci_high": est.ci_high}
+            if isinstance(est, Estimate):
+                vals = (est.estimate, est.ci_low, est.ci_high)
+            elif isinstance(est, (pd.Series, Mapping)):  # e.g. a row of a TableResult
+                vals = (est["estimate"], est["ci_low"], est["ci_high"])
+            elif isinstance(est, Sequence) and len(est) == 3:
+                vals = tuple(est)
+            else:
+                raise TypeError(
+                    f"estimates[{name!r}] is {type(est).__name__}; expected an Estimate, a row "
+                    "with estimate/ci_low/ci_high, or a tuple (estimate, ci_low, ci_high)"
+                )
+            rows[name] = dict(zip(("estimate", "ci_low", "ci_high"), map(float, vals),
+                                  strict=True))
         return pd.DataFrame.from_dict(rows, orient="index")
     raise TypeError("estimates must be a mapping label -> Estimate, a TableResult or a DataFrame")
 
@@ -58,8 +68,11 @@ def forest_plot(
 
     Parameters
     ----------
-    estimates : mapping label -> Estimate, TableResult or DataFrame
-        DataFrames need ``estimate``, ``ci_low``, ``ci_high`` columns (index = labels).
+    estimates : mapping, TableResult or DataFrame
+        A mapping label -> ``Estimate``, a table row (Series with ``estimate``, ``ci_low``,
+        ``ci_high``, e.g. ``compare_arms(...).table.loc["12-3"]``) or a tuple
+        ``(estimate, ci_low, ci_high)`` — so observational methods and a randomized test can
+        share one plot; or a TableResult / DataFrame with those columns (index = labels).
     truth : float, optional
         A known true value (simulated data), drawn as a dashed line.
     null : float
