@@ -115,7 +115,7 @@ def threshold_bunching(
     bin_width: float = 0.1,
     below: float = 2.0,
     above: float = 0.1,
-    fit_range: float = 6.0,
+    fit_range: float = 4.0,
     degree: int = 5,
     n_boot: int = 500,
     alpha: float = 0.05,
