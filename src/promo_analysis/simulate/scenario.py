@@ -94,6 +94,8 @@ class Scenario:
         Randomized coupon tests.
     survey : dict
         Survey design: strata, outlets, sample sizes.
+    size : dict
+        Region id -> size relative to ``defaults`` (regions without their own table).
     """
 
     name: str
@@ -109,6 +111,7 @@ class Scenario:
     regions: dict[str, dict[str, Any]] = field(default_factory=dict)
     experiments: list[dict[str, Any]] = field(default_factory=list)
     survey: dict[str, Any] = field(default_factory=dict)
+    size: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Scenario:
@@ -140,11 +143,17 @@ class Scenario:
             regions=raw.get("regions", {}),
             experiments=list(raw.get("experiments", [])),
             survey=raw.get("survey", {}),
+            size={str(k): float(v) for k, v in raw.get("size", {}).items()},
         )
 
     def region(self, region_id: str) -> dict[str, Any]:
-        """Parameters of ``region_id``: ``defaults`` overridden by ``regions[region_id]``."""
-        return _merge(self.defaults, self.regions.get(region_id, {}))
+        """Parameters of ``region_id``: ``defaults`` (revenue and coupon targets times the
+        region's ``size``) overridden by ``regions[region_id]``."""
+        base = copy.deepcopy(self.defaults)
+        factor = float(self.size.get(region_id, 1.0))
+        for key in ("revenue_2022", "coupons_used_2022"):
+            base[key] = float(base[key]) * factor
+        return _merge(base, self.regions.get(region_id, {}))
 
     @property
     def years(self) -> list[int]:
