@@ -136,3 +136,10 @@ def test_bad_arguments(ds):
         cohort_counts(ds, cohort_by="nope")
     with pytest.raises(ValueError, match=r"by=\['nope'\]: not columns of table 'customers'"):
         survival_table(ds, by=("nope",))
+
+
+def test_cohort_counts_by_customer_column(ds):
+    c = cohort_counts(ds, freq="M", periods=2, cohort_by="segment")
+    sizes = c[c.k == 0].set_index(["group", "cohort"])["size"].to_dict()
+    # c1 and c3 (office) start in January, c2 (campus) in February
+    assert sizes == {("campus", T("2021-02-01")): 1, ("office", T("2021-01-01")): 2}
