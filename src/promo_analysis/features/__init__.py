@@ -17,6 +17,8 @@ _FUNCTIONS = {
     "daily_series": "daily",
     "cohort_counts": "cohorts",
     "survival_table": "cohorts",
+    "repeat_windows": "cohorts",
+    "assignment_outcomes": "cohorts",
 }
 
 __all__ = list(_FUNCTIONS)
