@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import signal, stats
 
 from ..calendar import THEMES, calendar_features
 from ..regions import REGIONS
@@ -346,12 +346,11 @@ def fit_its(
             S += (1 - k / (hac_lags + 1)) * (G + G.T)
         vcov = bread @ S @ bread * dof
     elif vcov_type == "ar":
-        S = gamma[0] * _lagged_sum(X, 0)
-        small = np.flatnonzero(np.abs(gamma) < 1e-4 * gamma[0]) if gamma[0] > 0 else [1]
-        last = int(small[0]) if len(small) else n
-        for k in range(1, last):
-            G = _lagged_sum(X, k)
-            S += gamma[k] * (G + G.T)
+        # X' T X with T[s, t] = gamma[|s - t|]: T X is a convolution, done by FFT
+        kernel = np.r_[gamma[:0:-1], gamma]
+        TX = signal.fftconvolve(X, kernel[:, None], axes=0)[n - 1 : 2 * n - 1]
+        S = X.T @ TX
+        S = (S + S.T) / 2
         vcov = bread @ S @ bread
     else:
         raise ValueError(f"vcov_type must be 'ar' or 'hac', got {vcov_type!r}")
@@ -525,6 +524,40 @@ def estimate_campaign_effects(
     camp = camp[camp[unit].isin(units)]
     if camp.empty:
         raise ValueError("campaigns: no campaign runs in any unit of `daily`")
+    from threadpoolctl import threadpool_limits
+
+    # hundreds of small least-squares fits: multi-threaded BLAS only adds contention here
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _estimate(
+            d, camp, units, metric=metric, date=date, unit=unit, campaign_id=campaign_id,
+            start=start, end=end, pull_forward_days=pull_forward_days,
+            new_customers=new_customers, discount_cost=discount_cost, fixed_cost=fixed_cost,
+            min_pre_days=min_pre_days, short_pre=short_pre, alpha=alpha,
+            fit_kw=dict(scale=scale, fourier=fourier, trend=trend, festivals=festivals,
+                        hac_lags=hac_lags, ar_order=ar_order, vcov_type=vcov_type),
+        )  # fmt: skip
+
+
+def _estimate(
+    d: pd.DataFrame,
+    camp: pd.DataFrame,
+    units: list,
+    *,
+    metric: str,
+    date: str,
+    unit: str,
+    campaign_id: str,
+    start: str,
+    end: str,
+    pull_forward_days: int,
+    new_customers: str | None,
+    discount_cost: pd.DataFrame | None,
+    fixed_cost: str | None,
+    min_pre_days: int,
+    short_pre: str,
+    alpha: float,
+    fit_kw: dict[str, Any],
+) -> TableResult:
     q = stats.norm.ppf(1 - alpha / 2)
     all_warnings: list[str] = []
     rows: list[dict[str, Any]] = []
@@ -599,11 +632,7 @@ def estimate_campaign_effects(
                 "windows are still modelled)"
             )
         interventions = {c: (camp_days[i], post_days[i]) for i, c in enumerate(ids)}
-        fit_kw = dict(
-            region=u, scale=scale, fourier=fourier, trend=trend, festivals=festivals,
-            hac_lags=hac_lags, ar_order=ar_order, vcov_type=vcov_type,
-        )  # fmt: skip
-        fit = fit_its(dates, du[metric].to_numpy(), interventions, **fit_kw)
+        fit = fit_its(dates, du[metric].to_numpy(), interventions, region=u, **fit_kw)
         fits[u] = fit
         shared = [c for c, (lc, _) in fit.effects.items() if lc is not None and sum(
             1 for v in fit.effects.values() if v[0] == lc) > 1]  # fmt: skip
@@ -620,7 +649,7 @@ def estimate_campaign_effects(
         fit_new = None
         if new_customers is not None:
             fit_new = fit_its(
-                dates, du[new_customers].to_numpy(), interventions,
+                dates, du[new_customers].to_numpy(), interventions, region=u,
                 **{**fit_kw, "scale": "level"},
             )  # fmt: skip
         for i, (_, r) in enumerate(cu.iterrows()):
@@ -691,7 +720,7 @@ def estimate_campaign_effects(
         label=f"campaign effects on {metric}",
         diagnostics={
             "pull_forward_days": pull_forward_days,
-            "hac_lags": hac_lags,
+            "settings": fit_kw,
             "regressors": {u: f.columns[: f.n_calendar] for u, f in fits.items()},
             "ar_order": {u: f.ar_order for u, f in fits.items()},
             "fits": fits,

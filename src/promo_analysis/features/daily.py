@@ -107,15 +107,15 @@ def daily_series(
     day = s.sent_at.date().name("date")
     aggs: dict[str, Any] = {}
     if "revenue" in metrics:
-        aggs["revenue"] = s.revenue.sum()
+        aggs["revenue"] = s.revenue.cast("float64").sum()
     if "shipments" in metrics:
         aggs["shipments"] = s.count()
     if "coupon_shipments" in metrics:
         aggs["coupon_shipments"] = s.coupon_id.notnull().sum()
     if "discount" in metrics:
-        aggs["discount"] = s.discount.sum()
+        aggs["discount"] = s.discount.cast("float64").sum()
     if "list_price" in metrics:
-        aggs["list_price"] = s.list_price.sum()
+        aggs["list_price"] = s.list_price.cast("float64").sum()
     if "campaign_shipments" in metrics:
         aggs["campaign_shipments"] = s.campaign_id.notnull().sum()
     # with only new_customers asked for we still need the groups and the day range
