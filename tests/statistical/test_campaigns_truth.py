@@ -64,3 +64,12 @@ def test_bunching_recovers_moved_up_parcels(small_ds):
             true = truth.loc[(region, t), "moved_up_parcels"]
             row = res.table.loc[t]
             assert row.ci_low <= true <= row.ci_high, (region, t, true, row.ci_low, row.ci_high)
+
+
+def test_dataset_wrapper_bad_input(small_ds):
+    with pytest.raises(ValueError, match="regions \\['atlantis'\\] have no shipments"):
+        campaign_effects(small_ds, region="atlantis")
+    with pytest.raises(ValueError, match="method must be 'its'"):
+        campaign_effects(small_ds, method="synthetic_control")
+    with pytest.raises(ValueError, match="pre-period is too short"):
+        campaign_effects(small_ds)  # the first 2021 campaigns start within days of the data
