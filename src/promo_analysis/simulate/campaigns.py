@@ -112,7 +112,11 @@ def campaign_calendar(
             for i, row in enumerate(rp.get(key, [])):
                 parsed = _parse(row, year, region, tl)
                 items.append((f"{region}-{year}-{parsed[0]}-{i:02d}", False, year, parsed))
-        for cid, national, year, (theme, start, days, thr, face, target) in items:
+        # campaign-level noise, centred within the region so that the region's overall
+        # campaign strength (a calibration target) does not vary from seed to seed
+        eps = rng.normal(0.0, float(camp["noise_sd"]), size=len(items))
+        eps -= eps.mean() if len(items) > 1 else 0.0
+        for j, (cid, national, year, (theme, start, days, thr, face, target)) in enumerate(items):
             end = start + days - 1
             overlap = _overlaps(start, end, placed)
             if overlap and not national:
@@ -129,7 +133,7 @@ def campaign_calendar(
                 * float(camp["theme_lift"][theme])
                 * float(camp["design_lift"][f"{thr:g}-{face:g}"])
                 * (1.3 if target else 1.0)
-                * float(np.exp(rng.normal(0.0, float(camp["noise_sd"]))))
+                * float(np.exp(eps[j]))
             )
             dip = min(0.6, float(camp["pull_forward"]) * lift * (end - start + 1) / post)
             zh, en = THEMES[theme]
