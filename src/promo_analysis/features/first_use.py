@@ -415,18 +415,21 @@ def experiment_table(
     end = _data_end(ds, as_of)
     df["assigned_at"] = pd.to_datetime(df["assigned_at"])
     df["first_sent_at"] = pd.to_datetime(df["first_sent_at"])
-    known = pd.to_datetime(df["known_since"])
-    sent_before = df["first_sent_at"] < df["assigned_at"]
+    known = pd.to_datetime(df["known_since"]).dt.normalize()
+    # whole days, as in first_use_table: the window is days a .. a + window_days - 1 of the
+    # assignment day a, and only a parcel on an earlier day makes a participant a non-prospect
+    day = df["assigned_at"].dt.normalize()
+    sent_before = df["first_sent_at"] < day
     counts["sent_before_assignment"] = int(sent_before.sum())
-    past = df["assigned_at"] + window > end
+    past = day + window > end
     counts["window_past_as_of"] = int((past & ~sent_before).sum())
     df = df.loc[~sent_before & ~past].copy()
-    known = known.loc[df.index]
-    delay = df["first_sent_at"] - df["assigned_at"]
+    known, day = known.loc[df.index], day.loc[df.index]
+    delay = df["first_sent_at"] - day
     inside = delay.notna() & (delay < window)
     df["sent_within_window"] = inside.astype("int64")
     df["revenue_within_window"] = np.where(inside, df["first_revenue"], 0.0)
-    df["tenure_days"] = (df["assigned_at"] - known).dt.days.astype("int64")
+    df["tenure_days"] = (day - known).dt.days.astype("int64")
     front = [
         "experiment_id",
         "customer_id",
