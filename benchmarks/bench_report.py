@@ -9,7 +9,9 @@ Targets (issue 8): each extra region < 10 s at sample scale; the whole sample (4
 Without ``--data`` the sample (scale 0.01; guangxi, shanxi, beijing, zhejiang; seed 0) is
 simulated into ``benchmarks/work/sample`` first (set-up, not timed). Writes
 ``benchmarks/results/report.csv`` with one row per measured run, including the 1-minute load
-average, because on a shared machine wall time depends on what else runs.
+average, because on a shared machine wall time depends on what else runs, and the CPU seconds
+of this process (``cpu_self``: inputs, validation, HTML export, index) and of the notebook
+kernels (``cpu_kernels``, reaped child processes), which do not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -50,10 +53,16 @@ def main() -> None:
             ("2 regions, 1 worker", REGIONS[:2], 1),
             ("4 regions, 2 workers", REGIONS, 2),
         ):
+            self0 = resource.getrusage(resource.RUSAGE_SELF)
+            kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             summary = render_reports(data, regions=regions, out=out, workers=workers,
                                      progress=None)
             seconds = time.perf_counter() - t0
+            self1 = resource.getrusage(resource.RUSAGE_SELF)
+            kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_self = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+            cpu_kids = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
             per_region = [round(s.seconds, 2) for s in summary.regions.values()]
             rows.append({
                 "run": label,
@@ -62,6 +71,8 @@ def main() -> None:
                 "seconds": round(seconds, 2),
                 "region_seconds": " ".join(map(str, per_region)),
                 "ok": summary.ok,
+                "cpu_self": round(cpu_self, 2),
+                "cpu_kernels": round(cpu_kids, 2),
                 "load_avg_1min": round(os.getloadavg()[0], 2),
                 "cpus": os.cpu_count(),
             })
@@ -73,6 +84,8 @@ def main() -> None:
         "seconds": round(rows[1]["seconds"] - rows[0]["seconds"], 2),
         "region_seconds": "",
         "ok": rows[0]["ok"] and rows[1]["ok"],
+        "cpu_self": round(rows[1]["cpu_self"] - rows[0]["cpu_self"], 2),
+        "cpu_kernels": round(rows[1]["cpu_kernels"] - rows[0]["cpu_kernels"], 2),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     })

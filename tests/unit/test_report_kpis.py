@@ -137,7 +137,8 @@ def test_identifiers_dropped_and_found():
 def test_region_checks_refuse_traversal_and_unknown():
     known = ["guangxi", "shanxi"]
     assert check_region_ids(["shanxi", "shanxi"], known) == ["shanxi"]
-    for bad in ("../x", "a/b", "Guangxi", "", ".."):
+    assert check_region_ids(["GX-01"], ["GX-01"]) == ["GX-01"]
+    for bad in ("../x", "a/b", "", "..", "x.y", " guangxi"):
         with pytest.raises(ReportParameterError, match="not a valid region id"):
             check_region_ids([bad], known)
     with pytest.raises(ReportParameterError, match="unknown region 'beijing'.*guangxi, shanxi"):

@@ -251,6 +251,13 @@ def build_inputs(
         put("validation", {r: issues for r in regions})
 
     counts = _row_counts(ds, regions)
+    # names from the dataset's own regions table (user data may use other ids than ours)
+    reg = ds.to_pandas("regions")
+    names = {
+        str(row.region_id): (str(getattr(row, "name_zh", row.region_id)),
+                             str(getattr(row, "name_en", row.region_id)))
+        for row in reg.itertuples()
+    }
     out: dict[str, Path] = {}
     for r in regions:
         target = folder / r
@@ -263,7 +270,7 @@ def build_inputs(
                 attrs[name] = json.loads(json.dumps(df.attrs, default=str))
                 df.attrs = {}
             df.to_parquet(target / f"{name}.parquet", index=False)
-        zh, en, _ = REGIONS.get(r, (r, r, ""))
+        zh, en = names.get(r, REGIONS.get(r, (r, r, ""))[:2])
         meta = {
             "region": r,
             "name_zh": zh,

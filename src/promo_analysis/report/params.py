@@ -26,8 +26,8 @@ __all__ = [
 #: Label languages a report can be rendered in (names always show both).
 LANGS = ("zh", "en")
 
-#: A region id that can name a file: lower-case pinyin words joined by underscores.
-_REGION_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: A region id that can safely name a file: letters, digits, '_' and '-' (no dots, no slashes).
+_REGION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class ReportParameterError(ValueError):
@@ -110,8 +110,8 @@ def check_region_ids(requested: list[str], known: list[str]) -> list[str]:
     for region in requested:
         if not isinstance(region, str) or not _REGION_ID.match(region):
             raise ReportParameterError(
-                f"region {region!r} is not a valid region id (lower-case letters, digits and "
-                f"'_' only); known regions: {', '.join(known)}"
+                f"region {region!r} is not a valid region id (letters, digits, '_' and '-' "
+                f"only); known regions: {', '.join(known)}"
             )
         if region not in known:
             raise ReportParameterError(

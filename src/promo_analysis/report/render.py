@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promo_analysis.regions import REGIONS, region_names
 from promo_analysis.report.html import export_html, external_references, write_atomic
 from promo_analysis.report.inputs import build_inputs, dataset_regions, load_inputs
 from promo_analysis.report.params import (
@@ -182,7 +181,8 @@ def _render_one(
             cwd=str(folder),
         )
         nb = nbformat.read(str(nb_work), as_version=4)
-        title = f"{region_names(region) if region in REGIONS else region} 地区报告 regional report"
+        meta = json.loads((Path(parameters["inputs"]) / "meta.json").read_text(encoding="utf-8"))
+        title = f"{meta['name_zh']} {meta['name_en']} 地区报告 regional report"
         text, dropped = export_html(nb, title=title)
         leaked = find_identifiers(text, identifiers)
         if leaked:
