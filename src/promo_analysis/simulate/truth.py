@@ -320,8 +320,14 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
             f = world.pro_factor[ci][T1[wk] - s]
             gone = world.walkin_u[wk] >= 1.0 / f
             T0[wk[gone]] = D
-        # prior senders: their first recorded parcel is an event of the repeat clock
-        pr = inw[(kind_w == PRIOR) & (T1[inw] < D)]
+        # prior senders: their first recorded parcel is an event of the repeat clock, which
+        # can also run *ahead* without the campaign when its post-campaign dip falls on busy
+        # days (so look 30 days past the window, like the parcels below)
+        lo2, hi2 = np.searchsorted(t1_sorted, [s, pe + 31], side="left")
+        pr = by_t1[lo2:hi2]
+        pr = pr[(people.kind[pr] == PRIOR) & (T1[pr] < D)]
+        if len(targeted) < n_seg:
+            pr = pr[people.segment[pr] == targeted[0]]
         if pr.size:
             first_rec = first_rec_of[pr]
             for g in targeted:
