@@ -40,6 +40,9 @@ from promo_analysis.report.privacy import DEFAULT_K, find_identifiers
 
 __all__ = ["render_reports", "RunSummary", "RegionStatus", "default_template"]
 
+#: seconds one notebook cell may run before its region is failed
+CELL_TIMEOUT = 900
+
 
 def default_template() -> Path:
     """``notebooks/regional_report.ipynb`` of the source tree the package is installed from."""
@@ -179,6 +182,8 @@ def _render_one(
             progress_bar=False,
             log_output=False,
             cwd=str(folder),
+            # a hung cell fails its region instead of blocking the run forever
+            execution_timeout=CELL_TIMEOUT,
         )
         nb = nbformat.read(str(nb_work), as_version=4)
         meta = json.loads((Path(parameters["inputs"]) / "meta.json").read_text(encoding="utf-8"))
