@@ -223,3 +223,17 @@ def test_bad_input():
         estimate_campaign_effects(pd.concat([daily, daily.iloc[:1]]), camps)
     with pytest.raises(ValueError, match="lacks the columns \\['revenue'\\]"):
         estimate_campaign_effects(daily.drop(columns="revenue"), camps)
+
+
+def test_national_fixed_cost_split_over_all_regions():
+    daily, camps, _ = _series(4)
+    nat = pd.DataFrame(
+        [{"campaign_id": "nat", "region_id": None, "start_date": "2021-07-01",
+          "end_date": "2021-07-07", "fixed_cost": 3000.0}]
+    )  # fmt: skip
+    res = estimate_campaign_effects(
+        daily, pd.concat([camps, nat]), new_customers=None,
+        national_units=["guangxi", "shanxi", "beijing"],
+    )  # fmt: skip
+    assert res.table.loc[("nat", "guangxi"), "fixed_cost"] == 1000
+    assert ("nat", "shanxi") not in res.table.index

@@ -443,6 +443,7 @@ def estimate_campaign_effects(
     vcov_type: str = "ar",
     alpha: float = 0.05,
     short_pre: str = "raise",
+    national_units: Sequence[str] | None = None,
 ) -> TableResult:
     """Incremental metric of each campaign in each unit over an ITS counterfactual.
 
@@ -471,6 +472,9 @@ def estimate_campaign_effects(
         split equally over the units it runs in.
     min_pre_days : int
         Least number of non-campaign days before a campaign's start.
+    national_units : sequence of str, optional
+        Every unit national campaigns run in (for splitting their fixed cost); default the units
+        of ``daily``.
     short_pre : {"raise", "skip"}
         What to do with a campaign whose pre-period is shorter: raise a ``ValueError``, or
         leave it out of the table with a warning.
@@ -518,8 +522,11 @@ def estimate_campaign_effects(
             "(zero-fill days without shipments)"
         )
     units = sorted(d[unit].dropna().unique())
+    # a national campaign's fixed cost is split over every unit it runs in, also those not
+    # analysed here (e.g. when ``daily`` holds one region of a national dataset)
+    split_units = sorted(set(national_units)) if national_units is not None else units
     camp = _expand_campaigns(
-        campaigns, units, campaign_id=campaign_id, unit=unit, start=start, end=end
+        campaigns, split_units, campaign_id=campaign_id, unit=unit, start=start, end=end
     )
     camp = camp[camp[unit].isin(units)]
     if camp.empty:
@@ -829,6 +836,7 @@ def campaign_effects(
                 f"campaign_effects: regions {unknown} have no shipments in the dataset "
                 f"(present: {', '.join(sorted(daily['region_id'].unique()))})"
             )
+        kwargs.setdefault("national_units", sorted(daily["region_id"].unique()))
         daily = daily[daily["region_id"].isin(regions)]
     discounts = campaign_discounts(ds) if metric == "revenue" else None
     with warnings.catch_warnings():
