@@ -82,8 +82,8 @@ def main() -> None:
     }
     row["target_met"] = row["total_s"] < 60 and row["peak_rss_gb"] < 4
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="") as fh:
+    new = not RESULTS.exists() or RESULTS.read_text().splitlines()[0] != ",".join(row)
+    with RESULTS.open("w" if new else "a", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(row))
         if new:
             w.writeheader()
