@@ -191,13 +191,17 @@ def quarantine(
             aggs[f"accepted_{m}"] = (
                 ibis.ifelse(flagged.__reasons == "", flagged[m], 0.0).sum()
             )
-        row = flagged.aggregate(**aggs).to_pandas().iloc[0].to_dict()
+        # sums over no rows are NULL (NaN here): zero rows, zero yuan
+        row = {
+            k: (0 if pd.isna(v) else v)
+            for k, v in flagged.aggregate(**aggs).to_pandas().iloc[0].to_dict().items()
+        }
         rec = {"table": t, "input_rows": int(row["input_rows"])}
-        rec["rejected_rows"] = int(row["rejected_rows"] or 0)
+        rec["rejected_rows"] = int(row["rejected_rows"])
         rec["accepted_rows"] = int(accepted[t].count().to_pandas())
         balanced = rec["input_rows"] == rec["accepted_rows"] + rec["rejected_rows"]
         for m in money:
-            vals = {k: float(row[f"{k}_{m}"] or 0.0) for k in ("input", "accepted", "rejected")}
+            vals = {k: float(row[f"{k}_{m}"]) for k in ("input", "accepted", "rejected")}
             for k, v in vals.items():
                 rec[f"{k}_{m}"] = v
             balanced &= abs(vals["input"] - vals["accepted"] - vals["rejected"]) < (
