@@ -414,12 +414,17 @@ def _boot_weights(t: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.nd
     w = np.zeros((n_boot, len(t)))
     for grp in (0, 1):
         idx = np.flatnonzero(t == grp)
-        w[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1 / len(idx)), size=n_boot)
+        m = len(idx)
+        # resample m rows with replacement: the frequency of each row (bincount of draws is
+        # the multinomial(m, 1/m) vector, much faster than rng.multinomial for large m)
+        draws = rng.integers(0, m, size=(n_boot, m)) + (np.arange(n_boot) * m)[:, None]
+        w[:, idx] = np.bincount(draws.ravel(), minlength=n_boot * m).reshape(n_boot, m)
     return w
 
 
 def _chunks(n_boot: int, n: int) -> list[int]:
-    size = max(1, min(n_boot, int(2e7 // max(n, 1))))  # keep each (B, N) block ~160 MB or less
+    # each (B, N) float block at most ~40 MB; _cum holds about ten of them at once
+    size = max(1, min(n_boot, int(5e6 // max(n, 1))))
     out = [size] * (n_boot // size)
     if n_boot % size:
         out.append(n_boot % size)
