@@ -228,17 +228,4 @@ def simulate(
     return Dataset.from_frames(frames, meta=meta, truth=truth, engine=engine)
 
 
-class _CallableModule(types.ModuleType):
-    """``promo_analysis.simulate`` is both this package and the function: once the package is
-    imported, Python binds the attribute ``promo_analysis.simulate`` to the package, so the
-    package forwards calls to :func:`simulate` (``from promo_analysis import simulate;
-    simulate(...)`` works either way)."""
-
-    def __call__(self, *args, **kwargs):
-        return simulate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-
 from .writer import write_simulation  # noqa: E402  (uses the helpers above)
