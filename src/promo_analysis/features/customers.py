@@ -170,9 +170,8 @@ def customer_table(ds: Any) -> pd.DataFrame:
     )
     df = expr.to_pandas()
 
-    df["first_used_coupon"] = (
-        df["first_used_coupon"].map(lambda v: pd.NA if pd.isna(v) else bool(v)).astype("boolean")
-    )
+    # 0/1/null from the engine -> nullable boolean, vectorised
+    df["first_used_coupon"] = df["first_used_coupon"].astype("Float64").astype("boolean")
     for col in ("n_shipments", "n_coupon_shipments", "n_full_price_shipments"):
         df[col] = df[col].astype("int64")
 
