@@ -11,9 +11,7 @@ The model is documented in ``docs/methods.md`` (section 3) and the knobs in
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
