@@ -228,9 +228,7 @@ def _chart_b64(kpis: Any) -> str | None:
 
     if kpis.empty:
         return None
-    shown = kpis.rename(columns={"revenue_current": "revenue_current",
-                                 "revenue_previous": "revenue_previous"})
-    ax = region_comparison_plot(shown)
+    ax = region_comparison_plot(kpis)
     buf = io.BytesIO()
     ax.figure.savefig(buf, format="png", dpi=110)
     plt.close(ax.figure)

@@ -24,7 +24,7 @@ from promo_analysis.calendar import THEMES
 from promo_analysis.report.inputs import RegionInputs
 from promo_analysis.report.kpis import channel_mix, kpi_table, monthly_revenue
 from promo_analysis.report.params import LANGS
-from promo_analysis.report.privacy import DEFAULT_K
+from promo_analysis.report.privacy import DEFAULT_K, suppressed_marker
 
 __all__ = [
     "Section",
@@ -411,7 +411,7 @@ def campaign_effects(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) ->
         else pd.Series(dtype=float)
     )
     rows = []
-    marker = f"<{k} 已隐藏 suppressed"
+    marker = suppressed_marker(k)
     for r in t.itertuples():
         few = float(shipments.get(r.campaign_id, 0)) < k
         theme = " ".join(THEMES.get(themes.get(r.campaign_id), ("", "")))
