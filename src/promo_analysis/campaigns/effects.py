@@ -245,6 +245,7 @@ def fit_its(
     max_ar_order: int = 14,
     vcov_type: str = "ar",
     hac_lags: int = 14,
+    identify: str = "rank",
 ) -> ITSFit:
     """Segmented regression of one daily series on calendar terms and campaign windows.
 
@@ -292,12 +293,30 @@ def fit_its(
             names.append(f"{kind}:{name}")
         effects[name] = (idx[0], idx[1])
     X = np.column_stack(cols)
-    # calendar regressors that never vary outside campaign windows cannot be told apart from
-    # the campaigns: drop them (recorded in ``dropped``)
+    # calendar regressors the campaign terms make unidentifiable are dropped (recorded in
+    # ``dropped``): with identify="rank" those that add nothing to the rank of the design (a
+    # bump covering part of a window is kept: the constant-lift terms leave it identified);
+    # with identify="outside" every term that does not vary outside the windows
     inside = np.zeros(n, bool)
     for camp, post in interventions.values():
         inside |= np.asarray(camp, bool) | np.asarray(post, bool)
-    dropped = [names[j] for j in range(1, n_cal) if np.ptp(X[~inside, j]) == 0 if (~inside).any()]
+    if identify == "outside":
+        dropped = [
+            names[j] for j in range(1, n_cal) if (~inside).any() and np.ptp(X[~inside, j]) == 0
+        ]
+    else:
+        # a calendar term is kept when the campaign terms leave it identified (e.g. a bump
+        # covering part of a window), i.e. when it adds to the rank of the design
+        base = np.column_stack([X[:, :1], X[:, n_cal:]])
+        rank = np.linalg.matrix_rank(base)
+        dropped = []
+        for j in range(1, n_cal):
+            trial = np.column_stack([base, X[:, j]])
+            r = np.linalg.matrix_rank(trial)
+            if r > rank:
+                base, rank = trial, r
+            else:
+                dropped.append(names[j])
     if dropped:
         keep = [j for j in range(X.shape[1]) if names[j] not in dropped]
         remap = {old: new for new, old in enumerate(keep)}
@@ -444,6 +463,7 @@ def estimate_campaign_effects(
     alpha: float = 0.05,
     short_pre: str = "raise",
     national_units: Sequence[str] | None = None,
+    identify: str = "rank",
 ) -> TableResult:
     """Incremental metric of each campaign in each unit over an ITS counterfactual.
 
@@ -541,7 +561,8 @@ def estimate_campaign_effects(
             new_customers=new_customers, discount_cost=discount_cost, fixed_cost=fixed_cost,
             min_pre_days=min_pre_days, short_pre=short_pre, alpha=alpha,
             fit_kw=dict(scale=scale, fourier=fourier, trend=trend, festivals=festivals,
-                        hac_lags=hac_lags, ar_order=ar_order, vcov_type=vcov_type),
+                        hac_lags=hac_lags, ar_order=ar_order, vcov_type=vcov_type,
+                        identify=identify),
         )  # fmt: skip
 
 
@@ -650,8 +671,8 @@ def _estimate(
             )
         if fit.dropped:
             all_warnings.append(
-                f"{u}: calendar terms {fit.dropped} never vary outside campaign windows and "
-                "were dropped; their effect is absorbed by the campaigns"
+                f"{u}: calendar terms {fit.dropped} cannot be separated from the campaign "
+                "windows and were dropped; their effect is absorbed by the campaigns"
             )
         fit_new = None
         if new_customers is not None:
