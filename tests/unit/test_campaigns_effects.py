@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from promo_analysis.calendar import calendar_features
-from promo_analysis.campaigns import estimate_campaign_effects, fit_its
+from promo_analysis.campaigns import estimate_campaign_effects, fit_its, placebo_campaigns
 
 DATES = pd.date_range("2021-01-01", "2022-12-31")
 
@@ -237,3 +237,23 @@ def test_national_fixed_cost_split_over_all_regions():
     )  # fmt: skip
     assert res.table.loc[("nat", "guangxi"), "fixed_cost"] == 1000
     assert ("nat", "shanxi") not in res.table.index
+
+
+def test_placebo_campaigns_are_calibrated():
+    rates, zs = [], []
+    for seed in range(4):
+        daily, camps, _ = _series(seed)
+        res = placebo_campaigns(daily, camps, length=5, n_per_unit=8, seed=seed,
+                                new_customers=None)  # fmt: skip
+        t = res.table
+        assert len(t) >= 4 and t.index.get_level_values(0).str.startswith("placebo").all()
+        # fake windows never touch a real campaign's window
+        for _, c in camps.iterrows():
+            far = (t.start_date > c.end_date + pd.Timedelta(days=7)) | (
+                t.end_date + pd.Timedelta(days=7) < c.start_date
+            )
+            assert far.all()
+        rates.append(res.diagnostics["rejection_rate"])
+        zs += list(t.estimate / t.se)
+    assert np.mean(rates) <= 0.15
+    assert 0.6 < np.std(zs) < 1.5

@@ -21,9 +21,11 @@ from .effects import (
     campaign_effects,
     estimate_campaign_effects,
     fit_its,
+    placebo_campaigns,
 )
 
 __all__ = [
+    "placebo_campaigns",
     "compare_designs",
     "meta_regression",
     "threshold_bunching",
