@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-SCALE = 0.003
-REGIONS = ("guangxi", "shanxi")
-
 
 @pytest.fixture(scope="session")
-def notebook_ds():
-    """A small simulated dataset (Guangxi and Shanxi, 2021-2022, scale 0.003)."""
-    # the function, not the package attribute: ``promo_analysis.simulate`` is also a subpackage
-    from promo_analysis.simulate import simulate
-
-    return simulate("china-post-2022", scale=SCALE, regions=list(REGIONS), seed=1)
+def notebook_ds(small_ds):
+    """The suite's small simulated dataset (Guangxi and Shanxi, 2021-2022, scale 0.003)."""
+    return small_ds
 
 
 @pytest.fixture(scope="session")
