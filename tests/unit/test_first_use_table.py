@@ -156,6 +156,7 @@ def test_treated_index_is_first_coupon_while_eligible(table):
     assert a.index_date == T("2021-02-01")  # the day of issue (issued at 09:00)
     assert a.sent_within_window == 1
     assert a.first_revenue == 17.0 and a.revenue_within_window == 17.0
+    assert a.list_price_within_window == 20.0  # before the 3-yuan coupon
     assert a.days_to_first_send == 9.0
     assert a.tenure_days == 31
 
@@ -171,6 +172,7 @@ def test_window_is_half_open(table):
     assert b.design == "21-5" and b.index_date == T("2021-04-01")
     assert b.days_to_first_send == 30.0
     assert b.sent_within_window == 0 and b.revenue_within_window == 0.0
+    assert b.list_price_within_window == 0.0
     assert b.first_revenue == 25.0  # still reported: the first parcel, whenever sent
 
 
@@ -284,6 +286,7 @@ def test_experiment_table():
     assert df.attrs["exclusions"]["sent_before_assignment"] == 1
     assert df.loc["x", "sent_within_window"] == 1  # 03-01 is 14 days after 02-15
     assert df.loc["x", "revenue_within_window"] == 30.0
+    assert df.loc["x", "list_price_within_window"] == 30.0
     assert df.loc["c", "sent_within_window"] == 0
     assert df.loc["c", "tenure_days"] == 9
     assert df.loc["x", "arm"] == "12-3"

@@ -51,6 +51,7 @@ FIRST_USE_COLUMNS = [
     "sent_within_window",
     "first_revenue",
     "revenue_within_window",
+    "list_price_within_window",
     "days_to_first_send",
     "coupon_within_window",
     "segment",
@@ -119,11 +120,16 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
             "coupon_id",
         ],
     )
-    hist = shipment_history(s).select("customer_id", "first_sent_at", "first_revenue")
+    hist = shipment_history(s).select(
+        "customer_id", "first_sent_at", "first_revenue", "first_list_price"
+    )
     hist = hist.rename(_hid="customer_id")
     cust = c.mutate(_known=_as_day(c.known_since))
     base = cust.left_join(hist, cust.customer_id == hist._hid).select(
-        *[cust[col] for col in cust.columns], hist.first_sent_at, hist.first_revenue
+        *[cust[col] for col in cust.columns],
+        hist.first_sent_at,
+        hist.first_revenue,
+        hist.first_list_price.name("_first_list_price"),
     )
     counts: dict[str, int] = {}
 
@@ -248,7 +254,10 @@ def first_use_table(
         ``sent_within_window`` are 0/1 integers, ``design`` is ``"<threshold>-<face>"`` for
         treated rows and ``None`` for controls, ``first_revenue`` is the revenue (yuan) of the
         prospect's first parcel whenever sent (NaN if never), ``revenue_within_window`` that
-        revenue if the first parcel falls inside the window else 0, ``tenure_days`` is
+        revenue if the first parcel falls inside the window else 0,
+        ``list_price_within_window`` the same at list price (before any discount: the gross
+        revenue a coupon's face value is paid out of), ``coupon_within_window`` flags control
+        rows whose own coupon came inside their window, ``tenure_days`` is
         ``index_date - known_since`` in days. ``df.attrs["exclusions"]`` counts every row or
         record left out and why; ``df.attrs["as_of"]``, ``["window_days"]``, ``["seed"]`` record
         the options.
@@ -322,6 +331,8 @@ def first_use_table(
     inside = delay.notna() & (delay >= pd.Timedelta(0)) & (delay < window)
     out["sent_within_window"] = inside.astype("int64")
     out["revenue_within_window"] = np.where(inside, out["first_revenue"], 0.0)
+    # gross (list-price) revenue: what a coupon's face value is paid out of (targeting_value)
+    out["list_price_within_window"] = np.where(inside, out["_first_list_price"], 0.0)
     # control rows whose own (first) coupon arrived inside their window: intention-to-treat
     # contamination, small when coupons are rare per window; flagged for sensitivity analyses
     later = out["_issued"] - out["index_date"]
@@ -396,7 +407,9 @@ def experiment_table(
     c = ds.table("customers")
     s = ds.table("shipments")
     _require(c, "customers", CUSTOMER_COLUMNS)
-    hist = shipment_history(s).select("customer_id", "first_sent_at", "first_revenue")
+    hist = shipment_history(s).select(
+        "customer_id", "first_sent_at", "first_revenue", "first_list_price"
+    )
     hist = hist.rename(_hid="customer_id")
     ac = a.join(c, a.customer_id == c.customer_id)
     joined = ac.left_join(hist, ac.customer_id == hist._hid)
@@ -405,6 +418,7 @@ def experiment_table(
             *[joined[col] for col in ac.columns if col != "_hid"],
             joined.first_sent_at,
             joined.first_revenue,
+            joined.first_list_price,
         )
         .order_by("customer_id")
         .to_pandas()
@@ -429,6 +443,7 @@ def experiment_table(
     inside = delay.notna() & (delay < window)
     df["sent_within_window"] = inside.astype("int64")
     df["revenue_within_window"] = np.where(inside, df["first_revenue"], 0.0)
+    df["list_price_within_window"] = np.where(inside, df["first_list_price"], 0.0)
     df["tenure_days"] = (day - known).dt.days.astype("int64")
     front = [
         "experiment_id",
@@ -438,6 +453,7 @@ def experiment_table(
         "assigned_at",
         "sent_within_window",
         "revenue_within_window",
+        "list_price_within_window",
         "first_revenue",
         "segment",
         "wechat_contact",
