@@ -34,6 +34,29 @@ def _stderr(nb: nbformat.NotebookNode) -> str:
     )
 
 
+#: text an executed notebook must show (its headline result and, on simulated data, the truth)
+EXPECTED_TEXT = {
+    "survey": ("share coupon_influenced", "covers_truth"),
+}
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+
+
+@pytest.mark.parametrize("path", [*OTHERS, TEMPLATE], ids=lambda p: p.stem)
+def test_notebook_has_one_parameters_cell(path):
+    nb = nbformat.read(str(path), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and "data =" in params[0].source
+
+
 @pytest.mark.parametrize("path", OTHERS, ids=[p.stem for p in OTHERS])
 def test_notebook_executes(path, sample_dir, tmp_path):
     import papermill as pm
@@ -46,6 +69,9 @@ def test_notebook_executes(path, sample_dir, tmp_path):
                         progress_bar=False, cwd=str(tmp_path))
     nb = nbformat.read(str(out), as_version=4)
     assert not _GLYPH.search(_stderr(nb)), "a chart has characters the font cannot show"
+    text = _text(nb)
+    for expected in EXPECTED_TEXT.get(path.stem, ()):
+        assert expected in text, f"{path.name}: no {expected!r} in the outputs"
 
 
 def test_regional_report_two_regions(sample_dir, notebook_ds, tmp_path):

@@ -19,6 +19,7 @@ _FUNCTIONS = {
     "survival_table": "cohorts",
     "repeat_windows": "cohorts",
     "assignment_outcomes": "cohorts",
+    "experiment_table": "first_use",
 }
 
 __all__ = list(_FUNCTIONS)

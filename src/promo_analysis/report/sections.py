@@ -607,8 +607,11 @@ def retention(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Sectio
     from promo_analysis.retention.habit import ratio_share
 
     later = (rf["n_shipments"] - 1).clip(lower=0)
-    # the first parcel is excluded: a full-price first parcel is not a later parcel
-    full_later = rf["n_full_price_shipments"] - (~rf["first_used_coupon"].astype(bool)).astype(int)
+    # "Full price" is "without a coupon", as in retention.habit_formation and the truth; the
+    # first parcel is not a later one (it is coupon-free exactly for organic customers).
+    full_later = (rf["n_shipments"] - rf["n_coupon_shipments"]) - (
+        ~rf["first_used_coupon"].astype(bool)
+    ).astype(int)
     habit = []
     for g in ("coupon", "organic"):
         idx = rf.index[rf["acquired"] == g]
