@@ -120,6 +120,8 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
             "coupon_id",
         ],
     )
+    # Not .cache()d: Ibis 12's DuckDB backend cannot drop cached tables with DuckDB 2.0
+    # ("DROP TABLE IF EXISTS" parser error), so the history is computed twice (count + pull).
     hist = shipment_history(s).select(
         "customer_id", "first_sent_at", "first_revenue", "first_list_price"
     )
@@ -138,7 +140,7 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
         _require(a, "assignments", ["customer_id"])
         ids = a.select(_aid=a.customer_id).distinct()
         counts["experiment_participants"] = int(
-            base.semi_join(ids, base.customer_id == ids._aid).count().to_pandas()
+            c.semi_join(ids, c.customer_id == ids._aid).count().to_pandas()
         )
         base = base.anti_join(ids, base.customer_id == ids._aid)
     else:
