@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import ibis
 import ibis.expr.types as ir
 
 from promo_analysis.contract.spec import CONTRACT, MISSING_TOKENS, _same_type, cast_column
@@ -161,22 +160,35 @@ def _cast_columns(raw: ir.Table, table: str) -> list[str]:
     ]
 
 
+def _key_counts(t: ir.Table, key: list[str], name: str) -> ir.Table:
+    """``t`` with ``name`` = the number of rows sharing its (non-missing) ``key``.
+
+    An aggregate joined back rather than a window function: the join's hash table holds one
+    row per distinct key, where a window would buffer the whole table with all its columns.
+    """
+    keyed = t.filter([t[k].notnull() for k in key])
+    counts = keyed.group_by(key).agg(**{name: keyed.count()})
+    counts = counts.rename({f"__k_{k}": k for k in key})
+    joined = t.left_join(counts, [t[k] == counts[f"__k_{k}"] for k in key])
+    return joined.drop(*[f"__k_{k}" for k in key])
+
+
 def _coupon_attributes(coupons: ir.Table) -> ir.Table | None:
     needed = {"coupon_id", "issued_at", "expires_at", "threshold", "face_value"}
     if not needed <= set(coupons.columns):
         return None
     c = coupons.filter(coupons.coupon_id.notnull())
-    # only coupons with a unique id: a duplicated coupon id is the coupons table's
-    # unique_key violation, and joining on it would multiply shipments
-    c = c.mutate(__n=c.coupon_id.count().over(ibis.window(group_by=[c.coupon_id])))
-    c = c.filter(c.__n == 1)
-    return c.select(
-        __coupon_key=c.coupon_id,
-        __coupon_issued_at=c.issued_at,
-        __coupon_expires_at=c.expires_at,
-        __coupon_threshold=c.threshold,
-        __coupon_face_value=c.face_value,
+    attrs = c.group_by("coupon_id").agg(
+        __n=c.count(),
+        __coupon_issued_at=c.issued_at.min(),
+        __coupon_expires_at=c.expires_at.max(),
+        __coupon_threshold=c.threshold.max(),
+        __coupon_face_value=c.face_value.min(),
     )
+    # only coupons with a unique id (for them min = max = the value): a duplicated coupon id
+    # is the coupons table's unique_key violation, and its attributes are ambiguous
+    attrs = attrs.filter(attrs.__n == 1).drop("__n")
+    return attrs.rename(__coupon_key="coupon_id")
 
 
 def check_table(raw: ir.Table, table: str, tables: Mapping[str, ir.Table]) -> ir.Table:
@@ -196,10 +208,9 @@ def check_table(raw: ir.Table, table: str, tables: Mapping[str, ir.Table]) -> ir
     copies = {f"__raw_{c}": raw[c] for c in _cast_columns(raw, table)}
     t = conform(raw.mutate(**copies) if copies else raw, table)
     if all(k in t.columns for k in spec.key):
-        keys = [t[k] for k in spec.key]
-        t = t.mutate(__n_key=t[spec.key[0]].count().over(ibis.window(group_by=keys)))
+        t = _key_counts(t, list(spec.key), "__n_key")
     if table == "shipments" and "coupon_id" in t.columns:
-        t = t.mutate(__coupon_uses=t.coupon_id.count().over(ibis.window(group_by=[t.coupon_id])))
+        t = _key_counts(t, ["coupon_id"], "__coupon_uses")
         coupons = tables.get("coupons")
         attrs = _coupon_attributes(coupons) if coupons is not None else None
         if attrs is not None:
