@@ -220,3 +220,25 @@ def test_uplift_by_decile_and_learner_errors():
         TLearner().fit(X, np.where(arm == "control", "none", arm), y)
     with pytest.raises(ValueError, match="only the control arm"):
         TLearner().fit(X, np.repeat("control", len(X)), y)
+
+
+def test_tlearner_continuous_outcome_is_difference_of_least_squares_fits():
+    """Revenue outcome: the T-learner is two OLS fits (checked with numpy's lstsq)."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    x = rng.normal(size=n)
+    arm = rng.choice(["control", "12-3", "21-5"], n)
+    y = (
+        10
+        + 2 * x
+        + np.select([arm == "12-3", arm == "21-5"], [3 + x, 1 - x], 0)
+        + rng.normal(size=n)
+    )
+    X = pd.DataFrame({"x": x})
+    model = TLearner().fit(X, arm, y)
+    assert not model.binary_
+    D = np.column_stack([np.ones(n), x])
+    coef = {a: np.linalg.lstsq(D[arm == a], y[arm == a], rcond=None)[0] for a in set(arm)}
+    pred = model.predict_uplift(X)
+    for a in ("12-3", "21-5"):
+        np.testing.assert_allclose(pred[a], D @ (coef[a] - coef["control"]), atol=1e-8)
