@@ -90,7 +90,7 @@ def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: i
     camps = campaign_calendar(sc, tl, [region], _rng(seed, region, "campaigns"))
     world = simulate_region(sc, tl, region, scale, camps, _rng(seed, region, "world"))
     tables = region_tables(world, sc, tl, _rng(seed, region, "tables"))
-    survey, survey_truth = simulate_survey(sc, tl, region, _rng(seed, region, "survey"))
+    survey, survey_truth = simulate_survey(sc, tl, region, _rng(seed, region, "survey"), world)
     t_rng = _rng(seed, region, "truth")
     rp = sc.region(region)
     return {
@@ -112,6 +112,13 @@ def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: i
                     "revenue_2022", "growth", "coupons_used_2022", "campaign_incremental_2022",
                     "campaign_revenue_share_2022", "channel_revenue_2022", "channel_growth",
                 ) if k in rp
+            },
+            "survey_links": {
+                "respondents": len(survey),
+                "linked": int(survey["customer_id"].notna().sum()),
+                "linked_first_time": int(
+                    (survey["customer_id"].notna() & survey["first_time_sender"]).sum()
+                ),
             },
         },
     }

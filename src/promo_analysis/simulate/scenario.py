@@ -93,7 +93,8 @@ class Scenario:
     experiments : list of dict
         Randomized coupon tests.
     survey : dict
-        Survey design: strata, outlets, sample sizes.
+        Survey design: strata, outlets, sample sizes; linking of respondents to customer ids
+        (``linked_share``, ``answer_behaviour``).
     size : dict
         Region id -> size relative to ``defaults`` (regions without their own table).
     """
