@@ -148,7 +148,11 @@ def test_regression_matches_statsmodels_formula():
     g = df.assign(pc=df.parcels - treated.parcels.mean(), wc=df.w - treated.w.mean())
     fit = smf.ols("sent ~ got_coupon * (pc + wc)", data=g).fit(cov_type="HC2")
     assert est.estimate == pytest.approx(fit.params["got_coupon"], rel=1e-10)
-    assert est.se == pytest.approx(fit.bse["got_coupon"], rel=1e-10)
+    # HC2 at a fixed centre, plus the sampling variance of the treated covariate mean
+    gam = fit.params[["got_coupon:pc", "got_coupon:wc"]].to_numpy()
+    extra = gam @ np.cov(treated[["parcels", "w"]].to_numpy(), rowvar=False) @ gam / len(treated)
+    assert est.se == pytest.approx(np.sqrt(fit.bse["got_coupon"] ** 2 + extra), rel=1e-10)
+    assert est.se > fit.bse["got_coupon"]
 
 
 # ---------------------------------------------------------------------------- known truth
