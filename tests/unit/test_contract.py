@@ -107,14 +107,6 @@ CASES = [
      "category", 1, "0005"),
     ("category_theme", _set("campaigns", 0, "theme", "halloween"), "campaigns", "theme",
      "category", 1, "C01"),
-    ("category_level", _set("campaigns", 1, "level", "county"), "campaigns", "level",
-     "category", 1, "C02"),
-    ("category_issue_channel", _set("coupons", 3, "issue_channel", "sms"), "coupons",
-     "issue_channel", "category", 1, "K004"),
-    ("category_payment", _set("shipments", 5, "payment", "credit"), "shipments", "payment",
-     "category", 1, "S0006"),
-    ("category_product", _set("shipments", 5, "product", "freight"), "shipments", "product",
-     "category", 1, "S0006"),
     ("unique_key", _set("customers", 4, "customer_id", "0004"), "customers", "customer_id",
      "unique_key", 2, "0004"),
     ("unique_key_composite", _dup_row("assignments", 0, arm=ARM_CONTROL), "assignments",
@@ -127,14 +119,6 @@ CASES = [
      "coupon_id", "foreign_key", 1, "S0002"),
     ("fk_customer_region", _set("customers", 4, "region_id", "atlantis"), "customers",
      "region_id", "foreign_key", 1, "0005"),
-    ("fk_coupon_campaign", _set("coupons", 3, "campaign_id", "C77"), "coupons", "campaign_id",
-     "foreign_key", 1, "K004"),
-    ("fk_campaign_region", _set("campaigns", 1, "region_id", "mars"), "campaigns",
-     "region_id", "foreign_key", 1, "C02"),
-    ("fk_survey_customer", _set("survey", 1, "customer_id", "0099"), "survey", "customer_id",
-     "foreign_key", 1, "R2"),
-    ("fk_assignment_customer", _set("assignments", 3, "customer_id", "0042"), "assignments",
-     "customer_id", "foreign_key", 1, "E2/0042"),
     ("list_price_nonnegative",
      _many(_set("shipments", 4, "list_price", -1.0), _set("shipments", 4, "revenue", -1.0)),
      "shipments", "list_price", "list_price_nonnegative", 1, "S0005"),
@@ -177,6 +161,39 @@ CASES = [
     ("satisfaction_range", _set("survey", 0, "satisfaction", 6), "survey", "satisfaction",
      "satisfaction_range", 1, "R1"),
 ]
+
+
+# the same rules on other tables: checked together, each must be reported exactly once
+MORE_CASES = [
+    ("category_level", _set("campaigns", 1, "level", "county"), "campaigns", "level",
+     "category", 1, "C02"),
+    ("category_issue_channel", _set("coupons", 3, "issue_channel", "sms"), "coupons",
+     "issue_channel", "category", 1, "K004"),
+    ("category_payment", _set("shipments", 5, "payment", "credit"), "shipments", "payment",
+     "category", 1, "S0006"),
+    ("category_product", _set("shipments", 5, "product", "freight"), "shipments", "product",
+     "category", 1, "S0006"),
+    ("fk_coupon_campaign", _set("coupons", 3, "campaign_id", "C77"), "coupons", "campaign_id",
+     "foreign_key", 1, "K004"),
+    ("fk_campaign_region", _set("campaigns", 1, "region_id", "mars"), "campaigns",
+     "region_id", "foreign_key", 1, "C02"),
+    ("fk_survey_customer", _set("survey", 1, "customer_id", "0099"), "survey", "customer_id",
+     "foreign_key", 1, "R2"),
+    ("fk_assignment_customer", _set("assignments", 3, "customer_id", "0042"), "assignments",
+     "customer_id", "foreign_key", 1, "E2/0042"),
+]
+
+
+def test_more_vocabularies_and_foreign_keys():
+    frames = valid_frames()
+    for case in MORE_CASES:
+        case[1](frames)
+    issues = _report(frames).issues
+    got = {(r.table, r.column, r.rule): (r.rows_failing, r.examples[0]) for r in issues.itertuples()}
+    assert len(issues) == len(MORE_CASES)
+    for _, _, table, column, rule, rows, example in MORE_CASES:
+        n, first = got[(table, column, rule)]
+        assert n == rows and first.startswith(example)
 
 
 def test_valid_dataset_passes():

@@ -119,7 +119,7 @@ _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                         HealthCheck.data_too_large])
 
 
-@settings(max_examples=10, **_SETTINGS)
+@settings(max_examples=8, **_SETTINGS)
 @given(frames=_frames())
 def test_validation_never_crashes_on_arbitrary_frames(frames):
     report = validate(Dataset.from_frames(frames))
@@ -133,7 +133,7 @@ def test_validation_never_crashes_on_arbitrary_frames(frames):
     report._repr_html_()
 
 
-@settings(max_examples=6, **_SETTINGS)
+@settings(max_examples=5, **_SETTINGS)
 @given(frames=_frames(finite=True))
 def test_quarantine_always_reconciles(frames, tmp_path_factory):
     out = tmp_path_factory.mktemp("q") / "out"

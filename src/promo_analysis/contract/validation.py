@@ -6,6 +6,7 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import pandas as pd
 
 from promo_analysis.contract.rules import Rule, check_table, failing, table_rules
@@ -134,20 +135,43 @@ class ValidationReport:
         return "".join(parts) + "</div>"
 
 
-def _fmt_value(v: Any) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+def _fmt_shown(v: Any, quoted: bool) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
         return "missing"
-    if isinstance(v, pd.Timestamp):
-        return str(v)
-    return repr(v.item() if hasattr(v, "item") else v)
+    return repr(v) if quoted else str(v)
 
 
-def _examples(frame: pd.DataFrame, key: tuple[str, ...], show: str | None) -> list[str]:
-    out = []
-    for _, row in frame.iterrows():
-        ids = [row[k] for k in key if k in row.index]
+def fetch_examples(check, rules: list[Rule], tables, key: tuple[str, ...]) -> dict[int, list]:
+    """Up to :data:`N_EXAMPLES` failing rows per rule, for all ``rules`` in one engine query.
+
+    One ``UNION ALL`` of small limited selects: compiling one statement costs far less than
+    one per rule, and every part stops after a few rows.
+    """
+    if not rules:
+        return {}
+    keys = [k for k in key if k in check.columns]
+    parts = []
+    for i, rule in enumerate(rules):
+        sel = check.filter(failing(rule, check, tables))
+        cols = {f"__k{j}": sel[k].cast("string") for j, k in enumerate(keys)}
+        if rule.show:
+            v = sel[rule.show]
+            cols["__v"] = v.cast("string")
+            quoted = v.type().is_string()
+        else:
+            cols["__v"] = ibis.null("string")
+            quoted = False
+        parts.append(
+            sel.select(__i=ibis.literal(i), __q=ibis.literal(quoted), **cols).limit(N_EXAMPLES)
+        )
+    frame = ibis.union(*parts, distinct=False).to_pandas()
+    out: dict[int, list] = {i: [] for i in range(len(rules))}
+    for d in frame.to_dict("records"):
+        ids = [d[f"__k{j}"] for j in range(len(keys))]
         ident = "/".join("(missing id)" if pd.isna(i) else str(i) for i in ids) or "(row)"
-        out.append(f"{ident}: {_fmt_value(row[show])}" if show else ident)
+        rule = rules[int(d["__i"])]
+        text = f"{ident}: {_fmt_shown(d['__v'], bool(d['__q']))}" if rule.show else ident
+        out[int(d["__i"])].append(text)
     return out
 
 
@@ -224,20 +248,13 @@ def validate(ds: Dataset, strict: bool = False) -> ValidationReport:
         counts = evaluate(ds, t, rules, check, tables)
         rows[t] = counts["__rows"] if counts else int(check.count().to_pandas())
         checked[t] = len(rules)
-        key = CONTRACT[t].key
-        for i, rule in enumerate(rules):
-            n = counts[f"r{i}"]
-            if not n:
-                continue
-            cols = [k for k in key if k in check.columns]
-            if rule.show and rule.show not in cols:
-                cols.append(rule.show)
-            sample = check.filter(failing(rule, check, tables)).select(*cols).limit(N_EXAMPLES)
-            examples = _examples(sample.to_pandas(), key, rule.show)
+        failed = [(rule, counts[f"r{i}"]) for i, rule in enumerate(rules) if counts[f"r{i}"]]
+        examples = fetch_examples(check, [r for r, _ in failed], tables, CONTRACT[t].key)
+        for i, (rule, n) in enumerate(failed):
             issues.append(
                 {
                     "table": t, "column": rule.column, "rule": rule.rule, "rows_failing": n,
-                    "examples": examples, "message": rule.message,
+                    "examples": examples[i], "message": rule.message,
                 }
             )
     frame = pd.DataFrame(issues, columns=ISSUE_COLUMNS)
