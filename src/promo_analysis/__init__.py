@@ -25,6 +25,7 @@ _FUNCTIONS = {
     "validate": "contract",
     "ValidationReport": "contract",
     "DataContractError": "contract",
+    "quarantine": "contract",
     "GroundTruth": "simulate",
     "Estimate": "results",
     "TableResult": "results",
