@@ -61,6 +61,28 @@ def _connect(engine: str):
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
+def _engine_names(engine: str, names) -> dict[str, str]:
+    """Table name -> the name it is registered under in the engine.
+
+    The one place where the engines differ at registration. Each DuckDB dataset has its own
+    in-memory connection, so tables keep their names. Spark's temporary views belong to the
+    (shared, ``getOrCreate``) session: a second dataset registering ``shipments`` would
+    silently replace the first one's view, so on Spark every dataset gets its own suffix.
+    """
+    if engine != "spark":
+        return {n: n for n in names}
+    token = uuid.uuid4().hex[:8]
+    return {n: f"{n}__{token}" for n in names}
+
+
+def _register_frame(con, engine: str, name: str, frame: ir.Table) -> ir.Table:
+    if engine == "spark":
+        # a temporary view, not create_table: Ibis's PySpark create_table writes a managed
+        # table into the session's warehouse folder (on disk, kept across sessions)
+        return con.create_view(name, frame, overwrite=True)
+    return con.create_table(name, frame)
+
+
 class Dataset:
     """The tables of one dataset, registered in an Ibis backend.
 
@@ -128,11 +150,12 @@ class Dataset:
         engine : {"duckdb", "spark"}
         """
         con = _connect(engine)
+        engine_names = _engine_names(engine, frames)
         raw = {}
         for name, frame in frames.items():
             if not isinstance(frame, pd.DataFrame):
                 raise TypeError(f"frames[{name!r}] must be a pandas DataFrame, got {type(frame)}")
-            raw[name] = con.create_table(name, _memtable(name, frame))
+            raw[name] = _register_frame(con, engine, engine_names[name], _memtable(name, frame))
         meta = {"contract_version": CONTRACT_VERSION, **dict(meta or {})}
         return cls(con, raw, meta=meta, truth=truth, engine=engine)
 
@@ -357,7 +380,9 @@ def _is_utf8(encoding: str) -> bool:
     return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig")
 
 
-def _read_csv(con, file: Path, table: str, encoding: str, tmp: Path | None) -> ir.Table:
+def _read_csv(
+    con, file: Path, table: str, encoding: str, tmp: Path | None, table_name: str | None = None
+) -> ir.Table:
     import codecs
 
     try:
@@ -384,7 +409,7 @@ def _read_csv(con, file: Path, table: str, encoding: str, tmp: Path | None) -> i
     if types:
         kwargs["types"] = types
     try:
-        return con.read_csv(str(source), table_name=table, **kwargs)
+        return con.read_csv(str(source), table_name=table_name or table, **kwargs)
     except Exception as err:
         raise DatasetError(f"{file}: cannot be read as CSV: {err}") from err
 
@@ -462,15 +487,18 @@ def load_dataset(
     tmp = None
     if any(f.suffix.lower() == ".csv" for f in files.values()) and not _is_utf8(encoding):
         tmp = tempfile.TemporaryDirectory(prefix="promo-analysis-csv-")
+    engine_names = _engine_names(engine, files)
     raw: dict[str, ir.Table] = {}
     for name, f in files.items():
         if f.suffix.lower() == ".parquet":
             try:
-                raw[name] = con.read_parquet(str(f), table_name=name)
+                raw[name] = con.read_parquet(str(f), table_name=engine_names[name])
             except Exception as err:
                 raise DatasetError(f"{f}: cannot be read as Parquet: {err}") from err
         else:
-            raw[name] = _read_csv(con, f, name, encoding, Path(tmp.name) if tmp else None)
+            raw[name] = _read_csv(
+                con, f, name, encoding, Path(tmp.name) if tmp else None, engine_names[name]
+            )
     hashed = dict(files)
     if meta_file.exists():
         hashed["dataset.json"] = meta_file
