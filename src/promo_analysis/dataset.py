@@ -380,6 +380,23 @@ def _is_utf8(encoding: str) -> bool:
     return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig")
 
 
+def _spark_csv_options(con, source: Path, text_columns: set[str]) -> dict[str, Any]:
+    """Spark's CSV reader takes one schema for all columns, not DuckDB's per-column ``types``:
+    infer it once, then read the contract columns as text (as on DuckDB) and the extra columns
+    with their inferred types (whole numbers as 64-bit, as DuckDB infers them)."""
+    from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+
+    def column_type(field):
+        if field.name in text_columns:
+            return StringType()
+        return LongType() if isinstance(field.dataType, IntegerType) else field.dataType
+
+    session = con._session  # the backend's SparkSession (Ibis has no public accessor)
+    inferred = session.read.csv(str(source), header=True, inferSchema=True).schema
+    schema = StructType([StructField(f.name, column_type(f), True) for f in inferred.fields])
+    return {"header": True, "inferSchema": False, "schema": schema}
+
+
 def _read_csv(
     con, file: Path, table: str, encoding: str, tmp: Path | None, table_name: str | None = None
 ) -> ir.Table:
@@ -406,7 +423,9 @@ def _read_csv(
     spec = CONTRACT.get(table)
     types = {c: "VARCHAR" for c in names if spec is not None and c in spec.columns}
     kwargs: dict[str, Any] = {"header": True}
-    if types:
+    if types and getattr(con, "name", None) == "pyspark":
+        kwargs = _spark_csv_options(con, source, set(types))
+    elif types:
         kwargs["types"] = types
     try:
         return con.read_csv(str(source), table_name=table_name or table, **kwargs)

@@ -237,3 +237,16 @@ def test_from_frames_on_spark(pair):
     assert built.engine == "spark" and built.tables == duck.tables
     _same(customer_table(duck), customer_table(built))
     _same(daily_series(duck), daily_series(built))
+
+
+def test_csv_dataset_on_spark(pair, tmp_path):
+    # CSV folders load on Spark too: contract columns read as text and converted by the
+    # contract (as on DuckDB), extra columns (parcels_received) keep their inferred type
+    from promo_analysis.dataset import load_dataset, save_dataset
+    from promo_analysis.features import customer_table
+
+    duck, _ = pair
+    path = save_dataset(duck, tmp_path / "csv", format="csv")
+    a, b = load_dataset(path, engine="duckdb"), load_dataset(path, engine="spark")
+    assert _types(a.table("customers")) == _types(b.table("customers"))
+    _same(customer_table(a), customer_table(b))
