@@ -240,6 +240,8 @@ def repeat_windows(
     aggs["later_nocoupon_all"] = (j._later & nocoupon).cast("int64").sum()
     out = j.group_by(["customer_id", "first_sent_at", "first_used_coupon"]).aggregate(**aggs)
     out = out.to_pandas().sort_values("customer_id").reset_index(drop=True)
+    # nanoseconds whatever the engine returns (DuckDB gives microseconds, Spark nanoseconds)
+    out["first_sent_at"] = pd.to_datetime(out["first_sent_at"]).astype("datetime64[ns]")
     out["first_used_coupon"] = out["first_used_coupon"].astype(bool)
     out["observed_days"] = (end_ts - pd.to_datetime(out["first_sent_at"])).dt.total_seconds() / (
         _SECONDS_PER_DAY)
@@ -279,6 +281,7 @@ def assignment_outcomes(
         aggs[f"nocoupon_{w}"] = (inside & j.coupon_id.isnull()).cast("int64").sum()
     out = j.group_by(["experiment_id", "customer_id", "arm", "assigned_at"]).aggregate(**aggs)
     out = out.to_pandas().sort_values(["experiment_id", "customer_id"]).reset_index(drop=True)
+    out["assigned_at"] = pd.to_datetime(out["assigned_at"]).astype("datetime64[ns]")
     for c in out.columns:
         if c.startswith(("parcels_", "nocoupon_")):
             out[c] = out[c].fillna(0).astype("int64")

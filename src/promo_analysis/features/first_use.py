@@ -431,7 +431,8 @@ def experiment_table(
     counts = {"assigned_without_customer_row": n_assigned - len(df)}
     window = pd.Timedelta(days=int(window_days))
     end = _data_end(ds, as_of)
-    df["assigned_at"] = pd.to_datetime(df["assigned_at"])
+    # nanoseconds whatever the engine returns (DuckDB gives microseconds, Spark nanoseconds)
+    df["assigned_at"] = pd.to_datetime(df["assigned_at"]).astype("datetime64[ns]")
     df["first_sent_at"] = pd.to_datetime(df["first_sent_at"])
     known = pd.to_datetime(df["known_since"]).dt.normalize()
     # whole days, as in first_use_table: the window is days a .. a + window_days - 1 of the
