@@ -38,7 +38,9 @@ def _java_ok() -> bool:
 if not _java_ok():
     pytest.skip("engine='spark' needs Java (17) on PATH", allow_module_level=True)
 
-pytestmark = pytest.mark.spark
+# one xdist worker for the whole file (`make test` runs `-n 2 --dist loadgroup`): one Spark
+# session (JVM) instead of one per worker
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
