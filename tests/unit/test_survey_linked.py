@@ -161,19 +161,3 @@ def test_survey_design_of_several_regions_crosses_region_and_stratum():
     assert sv.total(d, "y").se ** 2 == pytest.approx(v)
     by_region = sv.by(d, "y", "region_id")
     assert by_region.estimate["shanxi"] == pytest.approx(27 / 4)
-
-
-def test_report_survey_section_function():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[2] / "notebooks" / "sections" / "survey_section.py"
-    spec = importlib.util.spec_from_file_location("survey_section", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = module.survey_section(tiny_dataset(), "guangxi")
-    assert out["headline"].estimate == pytest.approx(0.5)
-    assert set(out["weighting"]["variable"]) == set(module.QUESTIONS)
-    assert set(out["figures"]) == {"weighting", "says_does"}
-    assert any("no answer" in n for n in out["notes"])
-    plt.close("all")
