@@ -14,6 +14,7 @@ in the engine and only small aggregated frames reach pandas.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
@@ -21,7 +22,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -534,6 +535,48 @@ def _created_by_us(folder: Path) -> bool:
     return isinstance(meta, dict) and meta.get("created_by") == "promo-analysis"
 
 
+@contextlib.contextmanager
+def staged_dataset_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield an empty staging folder that replaces ``path`` only if the block succeeds.
+
+    Readers never see a half-written dataset: files go to a hidden sibling folder, which is
+    renamed into place at the end (the old folder is moved aside first, then removed). On any
+    error the staging folder is deleted and ``path`` is left as it was. ``path`` is replaced
+    only if it is empty or a dataset promo-analysis wrote (and ``overwrite`` is True).
+    """
+    target = Path(path)
+    if target.exists() and any(target.iterdir()) and not (overwrite and _created_by_us(target)):
+        why = "overwrite=False" if not overwrite else "it was not written by promo-analysis"
+        raise FileExistsError(f"{target} exists and is not empty; not replacing it ({why})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            target.rename(old)
+            staging.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_descriptors(folder: Path, meta: Mapping[str, Any], truth: Any = None) -> None:
+    """Write ``dataset.json`` (and ``truth.json`` when ``truth`` is given) into ``folder``."""
+    (folder / "dataset.json").write_text(
+        json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    if truth is not None:
+        (folder / "truth.json").write_text(
+            json.dumps(truth.to_dict(), indent=1, ensure_ascii=False, default=str),
+            encoding="utf-8",
+        )
+
+
 def save_dataset(
     ds: Dataset,
     path: str | os.PathLike,
@@ -573,26 +616,18 @@ def save_dataset(
     if format not in _FORMATS:
         raise ValueError(f"format must be one of {', '.join(_FORMATS)}, got {format!r}")
     target = Path(path)
-    exists = target.exists() and any(target.iterdir())
-    if exists and not (overwrite and _created_by_us(target)):
-        why = "overwrite=False" if not overwrite else "it was not written by promo-analysis"
-        raise FileExistsError(f"{target} exists and is not empty; not replacing it ({why})")
+    with staged_dataset_folder(target, overwrite=overwrite) as staging:
+        failures = parse_failures(ds)
+        if failures:
+            from promo_analysis.contract.validation import DataContractError
 
-    failures = parse_failures(ds)
-    if failures:
-        from promo_analysis.contract.validation import DataContractError
+            lines = [f"  {t}.{c}: {n} value(s) not convertible, e.g. {ex}" for t, c, n, ex in failures]
+            raise DataContractError(
+                "cannot save: values that do not convert to contract types would be lost:\n"
+                + "\n".join(lines)
+                + "\nrun `promo-analysis validate --quarantine` to separate them first"
+            )
 
-        lines = [f"  {t}.{c}: {n} value(s) not convertible, e.g. {ex}" for t, c, n, ex in failures]
-        raise DataContractError(
-            "cannot save: values that do not convert to contract types would be lost:\n"
-            + "\n".join(lines)
-            + "\nrun `promo-analysis validate --quarantine` to separate them first"
-        )
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
         table_info = {}
         for name in ds.tables:
             file = staging / f"{name}.{format}"
@@ -610,22 +645,5 @@ def save_dataset(
             "format": format,
             "tables": table_info,
         }
-        (staging / "dataset.json").write_text(
-            json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        if ds.truth is not None:
-            (staging / "truth.json").write_text(
-                json.dumps(ds.truth.to_dict(), indent=1, ensure_ascii=False, default=str),
-                encoding="utf-8",
-            )
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_descriptors(staging, meta, ds.truth)
     return target

@@ -9,10 +9,7 @@ moved into place when complete.
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -93,22 +90,14 @@ def write_simulation(
         The folder.
     """
     from promo_analysis import __version__
-    from promo_analysis.dataset import _created_by_us
+    from promo_analysis.dataset import staged_dataset_folder, write_descriptors
 
     from . import _check, _meta, _region_parts, _truth
 
     sc, region_ids, tl = _check(scenario, scale, regions)
     target = Path(path)
-    if target.exists() and any(target.iterdir()) and not _created_by_us(target):
-        raise FileExistsError(
-            f"{target} exists and is not empty; not replacing it (it was not written by "
-            "promo-analysis)"
-        )
     t0 = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with staged_dataset_folder(target) as staging:
         writers = _Writers(staging)
         parts, campaigns, calibration = [], [], {"regions": {}}
         writers.write("regions", regions_frame(region_ids))
@@ -133,21 +122,5 @@ def write_simulation(
             "format": "parquet",
             "tables": tables,
         }
-        (staging / "dataset.json").write_text(
-            json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        (staging / "truth.json").write_text(
-            json.dumps(truth.to_dict(), indent=1, ensure_ascii=False, default=str),
-            encoding="utf-8",
-        )
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_descriptors(staging, meta, truth)
     return target
