@@ -11,7 +11,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MPLBACKEND ?= Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint data reports bench clean
+.PHONY: help setup test test-fast test-spark lint data reports bench clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -25,8 +25,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv and install the package with its dev extra (re-runs only when pyproject.toml changed)
 
-test: setup ## Run the whole test suite (unit, statistical, notebooks)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+test: setup ## Run the whole test suite (unit, statistical, notebooks; Spark parity: test-spark)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not spark"
+
+test-spark: setup ## DuckDB-vs-Spark parity tests (installs the spark extra; needs Java 17)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m spark tests/spark
 
 test-fast: setup ## Unit tests only
 	$(BIN)/python -m pytest -q tests/unit
