@@ -1,6 +1,7 @@
 """Datasets: a folder of tables (Parquet or CSV) opened on an engine.
 
-A dataset folder holds one file per table (``shipments.parquet`` or ``shipments.csv``, ...) plus
+A dataset folder holds one file per table (``shipments.parquet`` or ``shipments.csv``, ...), or
+for big tables one folder of Parquet part files (``shipments/region_id=.../month=.../``), plus
 ``dataset.json`` (name, contract version, currency, period; for simulated data the scenario,
 scale and seed) and, for simulated data, ``truth.json`` (the ground truth). The tables are
 registered in an Ibis backend -- DuckDB in memory by default -- so that table-scale work runs
@@ -205,8 +206,8 @@ class Dataset:
     def fingerprint(self) -> str:
         """A stable hash of the dataset's content, for report manifests.
 
-        For a dataset loaded from a folder: SHA-256 over the bytes of its table files and
-        ``dataset.json`` (file names included). For a dataset built from frames: SHA-256 over
+        For a dataset loaded from a folder: SHA-256 over the bytes of its table files (every
+        part file of a partitioned table) and ``dataset.json`` (file names included). For a dataset built from frames: SHA-256 over
         ``meta`` and, per table, its schema, row count and an engine-side hash of every column.
         """
         if self._fingerprint is None:
@@ -214,10 +215,14 @@ class Dataset:
             if self._files:
                 for name in sorted(self._files):
                     f = self._files[name]
-                    h.update(f"{name}:{f.name}\n".encode())
-                    with open(f, "rb") as fh:
-                        for chunk in iter(lambda fh=fh: fh.read(_CHUNK), b""):
-                            h.update(chunk)
+                    # a partitioned table: every part file, in path order, path included
+                    parts = _part_files(f) if f.is_dir() else [f]
+                    for part in parts:
+                        rel = part.relative_to(f.parent).as_posix()
+                        h.update(f"{name}:{rel}\n".encode())
+                        with open(part, "rb") as fh:
+                            for chunk in iter(lambda fh=fh: fh.read(_CHUNK), b""):
+                                h.update(chunk)
             else:
                 h.update(json.dumps(self.meta, sort_keys=True, default=str).encode())
                 for name in sorted(self._raw):
@@ -434,6 +439,76 @@ def _read_csv(
         raise DatasetError(f"{file}: cannot be read as CSV: {err}") from err
 
 
+# ---------------------------------------------------------------------- Parquet folders
+def _part_files(folder: Path) -> list[Path]:
+    """The Parquet part files under ``folder``, sorted by path.
+
+    Hidden files and folders and those starting with ``_`` (``_SUCCESS``, ``_temporary``, as
+    Spark and Hadoop leave them) are not data, as for Spark and pyarrow.
+    """
+    out = []
+    for f in folder.rglob("*.parquet"):
+        rel = f.relative_to(folder).parts
+        if any(p.startswith((".", "_")) for p in rel) or not f.is_file():
+            continue
+        out.append(f)
+    return sorted(out, key=lambda f: f.relative_to(folder).as_posix())
+
+
+def _partition_keys(folder: Path, parts: list[Path]) -> list[str]:
+    """Hive partition column names (``key=value`` folder levels), outermost first."""
+    keys: list[str] = []
+    for f in parts:
+        for level in f.relative_to(folder).parts[:-1]:
+            if "=" in level and (key := level.split("=", 1)[0]) not in keys:
+                keys.append(key)
+    return keys
+
+
+def _derived_partition_columns(meta: Mapping[str, Any], name: str) -> list[str]:
+    """Partition columns that only organise the files (e.g. ``month``, derived from
+    ``sent_at``): ``dataset.json`` lists them under ``tables.<name>.derived_columns``."""
+    info = (meta.get("tables") or {}).get(name)
+    if isinstance(info, Mapping):
+        return [str(c) for c in info.get("derived_columns", [])]
+    return []
+
+
+def _read_parquet_folder(
+    con, engine: str, folder: Path, name: str, engine_name: str, derived: list[str]
+) -> ir.Table:
+    """Register a table stored as a folder of Parquet part files.
+
+    Hive partition columns (``region_id=guangxi/``) become columns, read as text: a contract
+    column keeps its contract type through ``conform`` (text ids keep leading zeros), and the
+    derived partition columns (``derived``, e.g. ``month``) are dropped.
+    """
+    parts = _part_files(folder)
+    keys = _partition_keys(folder, parts)
+    try:
+        if engine == "spark":
+            # Spark discovers the partitions itself; partition-type inference off keeps
+            # ``region_id=011`` the text "011"
+            con._session.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+            t = con.read_parquet(str(folder), table_name=f"{engine_name}__parts")
+        else:
+            t = con.read_parquet(
+                [str(f) for f in parts],  # the same files fingerprint() hashes
+                table_name=f"{engine_name}__parts",
+                hive_partitioning=bool(keys),
+                hive_types_autocast=False,
+                union_by_name=True,
+            )
+    except Exception as err:
+        raise DatasetError(f"{folder}: cannot be read as a folder of Parquet files: {err}") from err
+    drop = [c for c in derived if c in t.columns and c in keys]
+    spec = CONTRACT.get(name)
+    # contract columns in contract order (partition columns come last from the reader)
+    first = [c for c in spec.columns if c in t.columns] if spec is not None else []
+    cols = first + [c for c in t.columns if c not in first and c not in drop]
+    return con.create_view(engine_name, t.select(cols), overwrite=True)
+
+
 # ---------------------------------------------------------------------- load / save
 def load_dataset(
     path: str | os.PathLike,
@@ -447,7 +522,15 @@ def load_dataset(
     path : path
         Folder with one ``<table>.parquet`` or ``<table>.csv`` per table and optionally
         ``dataset.json`` (and ``truth.json`` for simulated data). Files of other tables than
-        the contract's are registered too (extra tables are kept).
+        the contract's are registered too (extra tables are kept). A table may also be a
+        folder ``<table>/`` of Parquet part files, hive-partitioned
+        (``shipments/region_id=guangxi/month=2022-01/part-0.parquet``, as Spark, pyarrow and
+        ``write_simulation(..., partitioned=True)`` write them) or not. Partition columns are
+        read as text (a contract column such as ``region_id`` keeps its contract type);
+        partition columns listed in ``dataset.json`` under
+        ``tables.<table>.derived_columns`` (``month``) only organise the files and are dropped;
+        other partition columns are kept as extra text columns. Files and folders whose name
+        starts with ``.`` or ``_`` (``_SUCCESS``) are ignored.
     engine : {"duckdb", "spark"}
         DuckDB in memory (default), or Spark through Ibis (needs ``pip install -e .[spark]``).
     encoding : str
@@ -467,20 +550,27 @@ def load_dataset(
         raise FileNotFoundError(f"dataset folder not found: {folder}")
     files: dict[str, Path] = {}
     for f in sorted(folder.iterdir()):
-        if not f.is_file() or f.name.startswith("."):
+        if f.name.startswith((".", "_")):
             continue
-        suffix = f.suffix.lower()
-        if suffix not in (".parquet", ".csv"):
+        if f.is_dir():
+            # a table stored as a folder of Parquet part files (hive-partitioned or not)
+            if not _part_files(f):
+                continue
+            name = f.name
+        elif f.is_file() and f.suffix.lower() in (".parquet", ".csv"):
+            name = f.stem
+        else:
             continue
-        name = f.stem
         if name in files:
             raise DatasetError(
                 f"{folder}: table {name!r} is present twice ({files[name].name}, {f.name}); "
-                "keep one file per table"
+                "keep one file or folder per table"
             )
         files[name] = f
     if not files:
-        raise DatasetError(f"{folder}: no table files (*.parquet or *.csv) found")
+        raise DatasetError(
+            f"{folder}: no table files (*.parquet, *.csv or folders of *.parquet parts) found"
+        )
 
     meta: dict[str, Any] = {}
     meta_file = folder / "dataset.json"
@@ -510,7 +600,10 @@ def load_dataset(
     engine_names = _engine_names(engine, files)
     raw: dict[str, ir.Table] = {}
     for name, f in files.items():
-        if f.suffix.lower() == ".parquet":
+        if f.is_dir():
+            derived = _derived_partition_columns(meta, name)
+            raw[name] = _read_parquet_folder(con, engine, f, name, engine_names[name], derived)
+        elif f.suffix.lower() == ".parquet":
             try:
                 raw[name] = con.read_parquet(str(f), table_name=engine_names[name])
             except Exception as err:
@@ -584,6 +677,10 @@ def save_dataset(
     overwrite: bool = True,
 ) -> Path:
     """Write ``ds`` as a dataset folder: one file per table, ``dataset.json``, ``truth.json``.
+
+    Always one file per table; partitioned folders of Parquet parts are written by
+    :func:`promo_analysis.simulate.write_simulation` (``partitioned=True``) and read by
+    :func:`load_dataset`.
 
     Tables are written by the engine with contract column types. The folder is written
     next to ``path`` first and moved into place when complete, so a failure leaves no

@@ -22,15 +22,21 @@ def simulate_command(
     ] = 0.01,
     regions: Annotated[
         str | None,
-        typer.Option(help="Comma-separated region ids, e.g. guangxi,shanxi (default: the "
-                     "scenario's regions)."),
+        typer.Option(help="Comma-separated region ids, e.g. guangxi,shanxi, or 'all' for all "
+                     "31 provincial-level regions (default: the scenario's regions)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same inputs give identical files.")] = 0,
     format: Annotated[str, typer.Option(help="parquet (default) or csv.")] = "parquet",
+    partitioned: Annotated[
+        bool,
+        typer.Option("--partitioned", help="Parquet only: write shipments as "
+                     "shipments/region_id=<id>/month=<YYYY-MM>/ part files and coupons by month."),
+    ] = False,
 ) -> None:
     """Simulate walk-in parcels, coupons, campaigns, a randomized test and a survey, 2021-2022.
 
-    Writes one file per table plus dataset.json and truth.json (the ground truth).
+    Writes one file per table (with --partitioned, folders of Parquet part files for shipments
+    and coupons) plus dataset.json and truth.json (the ground truth).
     """
     import json
     import time
@@ -41,11 +47,20 @@ def simulate_command(
     if format not in ("parquet", "csv"):
         typer.echo(f"error: --format must be parquet or csv, got {format!r}", err=True)
         raise typer.Exit(EXIT_BAD_PARAMETERS)
+    if partitioned and format != "parquet":
+        typer.echo("error: --partitioned needs --format parquet", err=True)
+        raise typer.Exit(EXIT_BAD_PARAMETERS)
+    if regions is not None and regions.strip().lower() == "all":
+        from promo_analysis.regions import REGIONS
+
+        regions = ",".join(REGIONS)
     t0 = time.perf_counter()
     try:
         if format == "parquet":
             # region by region: big scales do not need the whole dataset in memory
-            path = write_simulation(out, scenario, scale=scale, regions=regions, seed=seed)
+            path = write_simulation(
+                out, scenario, scale=scale, regions=regions, seed=seed, partitioned=partitioned
+            )
         else:
             path = save_dataset(
                 simulate(scenario, scale=scale, regions=regions, seed=seed), out, format=format

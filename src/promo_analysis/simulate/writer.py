@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from promo_analysis.contract import CONTRACT, CONTRACT_VERSION, coerce_frame
-from promo_analysis.regions import regions_frame
+from promo_analysis.regions import REGIONS, regions_frame
 
 from .campaigns import campaigns_frame
 from .scenario import Scenario
 
-__all__ = ["write_simulation"]
+__all__ = ["write_simulation", "PARTITIONS"]
 
 _ARROW = {
     "string": pa.string(),
@@ -46,18 +46,31 @@ def _schema(table: str, df: pd.DataFrame) -> pa.Schema:
     return pa.schema(fields)
 
 
+#: partitioned layout: table -> (timestamp column the ``month`` partition is derived from,
+#: hive partition columns). Coupons have no region_id; their part files are per region.
+PARTITIONS = {
+    "shipments": ("sent_at", ("region_id", "month")),
+    "coupons": ("issued_at", ("month",)),
+}
+
+
 class _Writers:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, partitioned: bool = False) -> None:
         self.folder = folder
+        self.partitioned = partitioned
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.schemas: dict[str, pa.Schema] = {}
+        self.n_parts: dict[str, int] = {}
 
-    def write(self, table: str, df: pd.DataFrame) -> None:
+    def write(self, table: str, df: pd.DataFrame, region: str | None = None) -> None:
         from . import _coerce
 
         df = _coerce(df, table, coerce_frame)
         if table not in self.schemas:
             self.schemas[table] = _schema(table, df)
+        if self.partitioned and table in PARTITIONS and region is not None:
+            self._write_parts(table, df, region)
+            return
         if not len(df) and table in self.writers:
             return
         arrow = pa.Table.from_pandas(df, schema=self.schemas[table], preserve_index=False)
@@ -66,6 +79,47 @@ class _Writers:
                 self.folder / f"{table}.parquet", self.schemas[table]
             )
         self.writers[table].write_table(arrow, row_group_size=1 << 20)
+
+    def _write_parts(self, table: str, df: pd.DataFrame, region: str) -> None:
+        """One region's rows as hive part files ``<table>/<key>=<value>/.../part-<region>``.
+
+        The partition columns are in the folder names, not in the files (as Spark and pyarrow
+        write them); ``month`` (``YYYY-MM`` of the timestamp) only organises the files.
+        """
+        stamp, keys = PARTITIONS[table]
+        schema = self.schemas[table]
+        file_schema = pa.schema([f for f in schema if f.name not in keys])
+        self.n_parts.setdefault(table, 0)
+        if not len(df):
+            return
+        if df[stamp].isna().any():  # the contract makes it non-null; a generator bug otherwise
+            raise ValueError(f"{table}.{stamp}: {int(df[stamp].isna().sum())} null value(s)")
+        month = df[stamp].dt.strftime("%Y-%m")
+        by = [df[k] for k in keys if k != "month"] + [month]
+        for values, part in df.groupby(by, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            sub = self.folder / table
+            for key, value in zip(keys, values, strict=True):
+                sub = sub / f"{key}={value}"
+            sub.mkdir(parents=True, exist_ok=True)
+            arrow = pa.Table.from_pandas(
+                part.drop(columns=[k for k in keys if k in part.columns]),
+                schema=file_schema, preserve_index=False,
+            )
+            pq.write_table(arrow, sub / f"part-{region}.parquet", row_group_size=1 << 20)
+            self.n_parts[table] += 1
+
+    def finish(self, table: str) -> dict:
+        """``dataset.json``'s entry for ``table``."""
+        if table in self.n_parts:
+            if not self.n_parts[table]:  # no rows at all: one empty file keeps the columns
+                (self.folder / table).mkdir(exist_ok=True)
+                pq.write_table(self.schemas[table].empty_table(),
+                               self.folder / table / "part-empty.parquet")
+            stamp, keys = PARTITIONS[table]
+            return {"path": f"{table}/", "partition_by": list(keys),
+                    "derived_columns": ["month"], "month_from": stamp}
+        return {"file": f"{table}.parquet"}
 
     def close(self) -> None:
         for w in self.writers.values():
@@ -78,11 +132,25 @@ def write_simulation(
     scale: float = 0.01,
     regions: list[str] | str | None = None,
     seed: int = 0,
+    partitioned: bool = False,
 ) -> Path:
     """Simulate and write a dataset folder (Parquet), one region at a time.
 
-    Parameters are those of :func:`promo_analysis.simulate.simulate`; ``path`` is replaced only
-    if it is empty or a dataset promo-analysis wrote (as ``save_dataset`` does).
+    Parameters are those of :func:`promo_analysis.simulate.simulate`, plus:
+
+    regions : list of str, str or None
+        As for ``simulate``; ``"all"`` means all 31 provincial-level regions.
+    partitioned : bool
+        Write ``shipments`` as a hive-partitioned folder
+        ``shipments/region_id=<id>/month=<YYYY-MM>/part-<region>.parquet`` (month of
+        ``sent_at``) and ``coupons`` as ``coupons/month=<YYYY-MM>/part-<region>.parquet``
+        (month of ``issued_at``); ``dataset.json`` marks ``month`` as a derived column, which
+        :func:`promo_analysis.load_dataset` drops. Peak memory stays one region's rows either
+        way; partitions let engines skip files (a region, a month) and give part files of
+        bounded size. The other tables are single files.
+
+    ``path`` is replaced only if it is empty or a dataset promo-analysis wrote (as
+    ``save_dataset`` does).
 
     Returns
     -------
@@ -94,17 +162,19 @@ def write_simulation(
 
     from . import _check, _meta, _region_parts, _truth
 
+    if isinstance(regions, str) and regions.strip().lower() == "all":
+        regions = list(REGIONS)
     sc, region_ids, tl = _check(scenario, scale, regions)
     target = Path(path)
     t0 = time.perf_counter()
     with staged_dataset_folder(target) as staging:
-        writers = _Writers(staging)
+        writers = _Writers(staging, partitioned=partitioned)
         parts, campaigns, calibration = [], [], {"regions": {}}
         writers.write("regions", regions_frame(region_ids))
         for region in region_ids:
             part = _region_parts(sc, tl, region, scale, seed)
             for name in ("customers", "coupons", "shipments", "survey", "assignments"):
-                writers.write(name, part["tables"][name])
+                writers.write(name, part["tables"][name], region=region)
             del part["tables"]  # free the region's rows before the next region
             campaigns += part.pop("campaigns")
             calibration["regions"][region] = part.pop("calibration")
@@ -113,7 +183,7 @@ def write_simulation(
         writers.close()
         truth = _truth(sc, parts, calibration)
         truth.calibration["seconds"] = round(time.perf_counter() - t0, 3)
-        tables = {t: {"file": f"{t}.parquet"} for t in writers.writers}
+        tables = {t: writers.finish(t) for t in writers.schemas}
         meta = {
             **_meta(sc, scale, seed, region_ids),
             "contract_version": CONTRACT_VERSION,
