@@ -247,6 +247,7 @@ def fit_its(
     vcov_type: str = "ar",
     hac_lags: int = 14,
     identify: str = "rank",
+    covariates: Mapping[str, np.ndarray] | None = None,
 ) -> ITSFit:
     """Segmented regression of one daily series on calendar terms and campaign windows.
 
@@ -267,11 +268,19 @@ def fit_its(
     vcov_type : {"ar", "hac"}
         Coefficient covariance: sandwich with the AR-implied residual covariance (default), or
         Newey-West with a Bartlett kernel of ``hac_lags`` days.
+    covariates : mapping name -> array, optional
+        Extra regressors of the counterfactual (e.g. the log metric of control regions); they
+        join the calendar block, so the counterfactual keeps them.
     """
     y = np.asarray(y, dtype=float)
     n = len(y)
     interventions = dict(interventions or {})
     Xcal = _design(dates, region, fourier=fourier, trend=trend, festivals=festivals)
+    for cname, cval in (covariates or {}).items():
+        cval = np.asarray(cval, dtype=float)
+        if cval.shape != (n,) or not np.isfinite(cval).all():
+            raise ValueError(f"covariate {cname!r} must be {n} finite values, one per day")
+        Xcal[f"control:{cname}"] = cval
     cols: list[np.ndarray] = [Xcal[c].to_numpy() for c in Xcal.columns]
     names: list[str] = list(Xcal.columns)
     n_cal = len(names)
@@ -465,6 +474,8 @@ def estimate_campaign_effects(
     short_pre: str = "raise",
     national_units: Sequence[str] | None = None,
     identify: str = "rank",
+    controls: str | None = None,
+    control_daily: pd.DataFrame | None = None,
 ) -> TableResult:
     """Incremental metric of each campaign in each unit over an ITS counterfactual.
 
@@ -509,6 +520,16 @@ def estimate_campaign_effects(
         of the autoregression fitted to the residuals for the window-noise variance.
     alpha : float
         1 - confidence level.
+    controls : {None, "regions"}
+        ``"regions"``: for each provincial campaign, the units (other than its own) that have
+        no campaign window (campaign + pull-forward days) on its window days are its control
+        regions; the log of their summed metric (levels for a level-scale metric) joins the
+        counterfactual, fitted on days when neither the unit nor its controls are in a window
+        (other days get a dummy each). National campaigns, and campaigns without a clean
+        control, keep the ITS-only estimate (``control_regions`` empty, warned). Adds the
+        columns ``control_regions`` and ``control_coef``. Default ``None``: ITS only.
+    control_daily : DataFrame, optional
+        The pool of control series (same columns as ``daily``); default ``daily`` itself.
 
     Returns
     -------
@@ -552,6 +573,20 @@ def estimate_campaign_effects(
     camp = camp[camp[unit].isin(units)]
     if camp.empty:
         raise ValueError("campaigns: no campaign runs in any unit of `daily`")
+    pool = None
+    if controls is not None:
+        if controls != "regions":
+            raise ValueError(f"controls must be None or 'regions', got {controls!r}")
+        pd_ = d if control_daily is None else control_daily.copy()
+        _require(pd_, [date, unit, metric], "control_daily")
+        pd_[date] = pd.to_datetime(pd_[date])
+        if pd_.duplicated([unit, date]).any():
+            raise ValueError(f"control_daily: duplicate ({unit}, {date}) rows")
+        pool_units = sorted(pd_[unit].dropna().unique())
+        pool_camp = _expand_campaigns(
+            campaigns, pool_units, campaign_id=campaign_id, unit=unit, start=start, end=end
+        )
+        pool = (pd_, pool_camp[pool_camp[unit].isin(pool_units)], pool_units)
     from threadpoolctl import threadpool_limits
 
     # hundreds of small least-squares fits: multi-threaded BLAS only adds contention here
@@ -560,7 +595,7 @@ def estimate_campaign_effects(
             d, camp, units, metric=metric, date=date, unit=unit, campaign_id=campaign_id,
             start=start, end=end, pull_forward_days=pull_forward_days,
             new_customers=new_customers, discount_cost=discount_cost, fixed_cost=fixed_cost,
-            min_pre_days=min_pre_days, short_pre=short_pre, alpha=alpha,
+            min_pre_days=min_pre_days, short_pre=short_pre, alpha=alpha, pool=pool,
             fit_kw=dict(scale=scale, fourier=fourier, trend=trend, festivals=festivals,
                         hac_lags=hac_lags, ar_order=ar_order, vcov_type=vcov_type,
                         identify=identify),
@@ -586,8 +621,10 @@ def _estimate(
     short_pre: str,
     alpha: float,
     fit_kw: dict[str, Any],
+    pool: tuple[pd.DataFrame, pd.DataFrame, list] | None = None,
 ) -> TableResult:
     q = stats.norm.ppf(1 - alpha / 2)
+    control_fits: dict[tuple[Any, Any], Any] = {}
     all_warnings: list[str] = []
     rows: list[dict[str, Any]] = []
     fits: dict[str, Any] = {}
@@ -681,10 +718,21 @@ def _estimate(
                 dates, du[new_customers].to_numpy(), interventions, region=u,
                 **{**fit_kw, "scale": "level"},
             )  # fmt: skip
+        by_campaign: dict[Any, tuple[Any, Any, list]] = {}
+        if pool is not None:
+            by_campaign = _regions_as_controls(
+                u, dates, du, cu, camp_days, post_days, interventions, short, pool,
+                fit=fit, fit_new=fit_new, metric=metric, new_customers=new_customers,
+                date=date, unit=unit, campaign_id=campaign_id, start=start, end=end,
+                pull_forward_days=pull_forward_days, min_pre_days=min_pre_days,
+                fit_kw=fit_kw, warn=all_warnings,
+            )  # fmt: skip
+            control_fits.update({(c, u): v[0] for c, v in by_campaign.items() if v[2]})
         for i, (_, r) in enumerate(cu.iterrows()):
             if i in short:
                 continue
-            eff = fit.effect(r[campaign_id])
+            f_m, f_n, ctrl = by_campaign.get(r[campaign_id], (fit, fit_new, []))
+            eff = f_m.effect(r[campaign_id])
             est, se = eff["estimate"], eff["se"]
             lo, hi, p = normal_interval(est, se, alpha=alpha)
             row: dict[str, Any] = {
@@ -709,11 +757,15 @@ def _estimate(
                 "overlap": r[campaign_id] in overlapped,
                 "scale": "log" if fit.log else "level",
             }
+            if pool is not None:
+                row["control_regions"] = ",".join(map(str, ctrl))
+                cc = [k for k, c in enumerate(f_m.columns) if c.startswith("control:")]
+                row["control_coef"] = float(f_m.beta[cc[0]]) if ctrl and cc else np.nan
             for col in _DESIGN_COLUMNS:
                 if col in cu.columns:
                     row[col] = r[col]
-            if fit_new is not None:
-                e2 = fit_new.effect(r[campaign_id])
+            if f_n is not None:
+                e2 = f_n.effect(r[campaign_id])
                 row["incremental_new_customers"] = e2["estimate"]
                 row["new_customers_se"] = e2["se"]
                 row["new_customers_ci_low"] = e2["estimate"] - q * e2["se"]
@@ -753,9 +805,131 @@ def _estimate(
             "regressors": {u: f.columns[: f.n_calendar] for u, f in fits.items()},
             "ar_order": {u: f.ar_order for u, f in fits.items()},
             "fits": fits,
+            "controls": "regions" if pool is not None else None,
+            "control_fits": control_fits,
         },
         warnings=all_warnings,
     )
+
+
+def _regions_as_controls(
+    u: Any,
+    dates: pd.DatetimeIndex,
+    du: pd.DataFrame,
+    cu: pd.DataFrame,
+    camp_days: np.ndarray,
+    post_days: np.ndarray,
+    interventions: dict[str, tuple[np.ndarray, np.ndarray]],
+    short: list[int],
+    pool: tuple[pd.DataFrame, pd.DataFrame, list],
+    *,
+    fit: ITSFit,
+    fit_new: ITSFit | None,
+    metric: str,
+    new_customers: str | None,
+    date: str,
+    unit: str,
+    campaign_id: str,
+    start: str,
+    end: str,
+    pull_forward_days: int,
+    min_pre_days: int,
+    fit_kw: dict[str, Any],
+    warn: list[str],
+) -> dict[Any, tuple[ITSFit, ITSFit | None, list]]:
+    """Refit unit ``u`` with the other regions' summed metric as a counterfactual covariate.
+
+    Returns campaign -> (metric fit, new-customer fit, control units) for the provincial
+    campaigns of ``u`` that have clean controls; the others keep the ITS-only fit.
+    """
+    pool_d, pool_camp, pool_units = pool
+    n = len(dates)
+    series: dict[Any, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
+    for j in pool_units:
+        if j == u:
+            continue
+        dj = pool_d[pool_d[unit] == j].set_index(date).reindex(dates)
+        yj = dj[metric].to_numpy(dtype=float)
+        if np.isnan(yj).any():
+            continue  # not observed on every day of u: cannot serve as its control
+        nj = None
+        if new_customers is not None and new_customers in dj.columns:
+            nj = dj[new_customers].to_numpy(dtype=float)
+            nj = None if np.isnan(nj).any() else nj
+        win = np.zeros(n, bool)
+        for _, c in pool_camp[pool_camp[unit] == j].iterrows():
+            s_i = (c[start] - dates[0]).days
+            e_i = (c[end] - dates[0]).days + pull_forward_days
+            win[max(s_i, 0) : max(min(e_i, n - 1) + 1, 0)] = True
+        series[j] = (yj, nj, win)
+    own = (camp_days | post_days).any(axis=0)
+    groups: dict[tuple, list[int]] = {}
+    national, no_clean = [], []
+    for i, (_, r) in enumerate(cu.iterrows()):
+        if i in short:
+            continue
+        if r["_national"]:
+            national.append(r[campaign_id])
+            continue
+        w = camp_days[i] | post_days[i]
+        ctrl = tuple(j for j, (_, _, win) in series.items() if not win[w].any())
+        if not ctrl:
+            no_clean.append(r[campaign_id])
+            continue
+        groups.setdefault(ctrl, []).append(i)
+    out: dict[Any, tuple[ITSFit, ITSFit | None, list]] = {}
+    y = du[metric].to_numpy(dtype=float)
+    for ctrl, idx in groups.items():
+        # days a control is in its own campaign window (and u is not) would carry that
+        # campaign into the covariate: one dummy each takes them out of the fit
+        busy = np.zeros(n, bool)
+        for j in ctrl:
+            busy |= series[j][2]
+        nuisance = np.flatnonzero(busy & ~own)
+        clean = ~(own | busy)
+        ids = [cu.iloc[i][campaign_id] for i in idx]
+        too_short = [
+            c for i, c in zip(idx, ids, strict=True)
+            if clean[: (cu.iloc[i][start] - dates[0]).days].sum() < min_pre_days
+        ]  # fmt: skip
+        no_clean += too_short
+        if len(too_short) == len(ids):
+            continue
+        iv = dict(interventions)
+        zero = np.zeros(n, bool)
+        for t in nuisance:
+            one = zero.copy()
+            one[t] = True
+            iv[f"_control_busy_{t}"] = (one, zero)
+        x = np.sum([series[j][0] for j in ctrl], axis=0)
+        log = fit.log and bool((x > 0).all())
+        f_m = fit_its(
+            dates, y, iv, region=u, covariates={"regions": np.log(x) if log else x},
+            **{**fit_kw, "scale": "log" if fit.log else "level"},
+        )  # fmt: skip
+        f_n = fit_new
+        if fit_new is not None and all(series[j][1] is not None for j in ctrl):
+            xn = np.sum([series[j][1] for j in ctrl], axis=0)
+            f_n = fit_its(
+                dates, du[new_customers].to_numpy(dtype=float), iv, region=u,
+                covariates={"regions": xn}, **{**fit_kw, "scale": "level"},
+            )  # fmt: skip
+        for c in ids:
+            if c not in too_short:
+                out[c] = (f_m, f_n, list(ctrl))
+    if national:
+        warn.append(
+            f"{u}: {len(national)} national campaign(s) run in every region at once, so no "
+            "region can serve as their control; they keep the ITS-only estimate "
+            "(control_regions empty)"
+        )
+    if no_clean:
+        warn.append(
+            f"{u}: {len(no_clean)} provincial campaign(s) have no region free of campaign "
+            f"windows on their days (or fewer than {min_pre_days} clean pre-period days): "
+            f"ITS-only estimate, control_regions empty: {no_clean[:5]}"
+        )
+    return out
 
 
 def _add_costs(
@@ -837,6 +1011,9 @@ def campaign_effects(
         Interrupted time series counterfactual (see module documentation).
     daily : DataFrame, optional
         A precomputed ``daily_series(ds, metrics=(metric, "new_customers"))`` to avoid a rescan.
+    controls : {None, "regions"}, via ``**kwargs``
+        ``"regions"``: other regions free of campaigns on a provincial campaign's days serve as
+        its controls (see :func:`estimate_campaign_effects`); drawn from all regions of ``ds``.
     **kwargs
         Passed to :func:`estimate_campaign_effects`.
     """
@@ -850,6 +1027,9 @@ def campaign_effects(
         metrics = tuple(dict.fromkeys((metric, "new_customers")))
         daily = daily_series(ds, by=("region_id",), metrics=metrics)
     campaigns = ds.to_pandas("campaigns")
+    if kwargs.get("controls") is not None:
+        # control regions come from every region, also those not reported
+        kwargs.setdefault("control_daily", daily)
     if region is not None:
         regions = [region] if isinstance(region, str) else list(region)
         unknown = sorted(set(regions) - set(daily["region_id"]))
