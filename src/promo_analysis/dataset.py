@@ -523,7 +523,7 @@ def load_dataset(
         Folder with one ``<table>.parquet`` or ``<table>.csv`` per table and optionally
         ``dataset.json`` (and ``truth.json`` for simulated data). Files of other tables than
         the contract's are registered too (extra tables are kept). A table may also be a
-        folder ``<table>/`` of Parquet part files, hive-partitioned
+        folder ``<table>/`` (or ``<table>.parquet/``) of Parquet part files, hive-partitioned
         (``shipments/region_id=guangxi/month=2022-01/part-0.parquet``, as Spark, pyarrow and
         ``write_simulation(..., partitioned=True)`` write them) or not. Partition columns are
         read as text (a contract column such as ``region_id`` keeps its contract type);
@@ -556,7 +556,8 @@ def load_dataset(
             # a table stored as a folder of Parquet part files (hive-partitioned or not)
             if not _part_files(f):
                 continue
-            name = f.name
+            # ``shipments/`` or ``shipments.parquet/`` (what Spark's writer names it)
+            name = f.stem if f.suffix.lower() == ".parquet" else f.name
         elif f.is_file() and f.suffix.lower() in (".parquet", ".csv"):
             name = f.stem
         else:

@@ -149,3 +149,21 @@ def test_cli_partitioned_and_bad_combination(tmp_path):
     r = CliRunner().invoke(app, ["simulate", "--partitioned", "--format", "csv",
                                  "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--partitioned" in r.output
+
+
+def test_plain_folder_of_parts_named_like_a_file(folders, tmp_path):
+    """Not hive-partitioned, and named ``<table>.parquet/`` as Spark's writer names it: the
+    parts are one table, no partition column appears, rows are not lost or duplicated."""
+    _, parts = folders
+    copy = tmp_path / "copy"
+    shutil.copytree(parts, copy)
+    regions = pq.read_table(copy / "regions.parquet")
+    (copy / "regions.parquet").unlink()
+    (copy / "regions.parquet").mkdir()
+    pq.write_table(regions.slice(0, 1), copy / "regions.parquet" / "part-00000.parquet")
+    pq.write_table(regions.slice(1), copy / "regions.parquet" / "part-00001.parquet")
+    ds = load_dataset(copy)
+    got = ds.to_pandas("regions").sort_values("region_id").reset_index(drop=True)
+    want = regions.to_pandas().sort_values("region_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert validate(ds).ok
