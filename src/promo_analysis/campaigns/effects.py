@@ -9,6 +9,10 @@ is observed minus the same days without that campaign's terms:
 ``sum_t y_t (1 - exp(-theta_c,t))`` in logs (multiplicative lifts, so overlapping campaigns
 combine as they do in sending rates), ``sum_t theta_c,t`` in levels.
 
+Optionally (``controls="regions"``) a provincial campaign's counterfactual also uses the
+summed metric of the regions that ran no campaign on its days (comparative ITS), so shocks
+common to all regions are not credited to the campaign.
+
 Uncertainty: the residual autocorrelation is modelled by an autoregression fitted (Yule-Walker,
 order by BIC) to the residuals of days outside every window -- inside a window the lift term
 forces residuals to average zero, which would fake negative autocorrelation. The coefficient
@@ -902,9 +906,12 @@ def _regions_as_controls(
             one[t] = True
             iv[f"_control_busy_{t}"] = (one, zero)
         x = np.sum([series[j][0] for j in ctrl], axis=0)
-        log = fit.log and bool((x > 0).all())
+        if fit.log and not (x > 0).all():
+            # a log-scale fit needs the log of the controls' sum: not defined on zero days
+            no_clean += [c for c in ids if c not in too_short]
+            continue
         f_m = fit_its(
-            dates, y, iv, region=u, covariates={"regions": np.log(x) if log else x},
+            dates, y, iv, region=u, covariates={"regions": np.log(x) if fit.log else x},
             **{**fit_kw, "scale": "log" if fit.log else "level"},
         )  # fmt: skip
         f_n = fit_new
@@ -926,7 +933,8 @@ def _regions_as_controls(
     if no_clean:
         warn.append(
             f"{u}: {len(no_clean)} provincial campaign(s) have no region free of campaign "
-            f"windows on their days (or fewer than {min_pre_days} clean pre-period days): "
+            f"windows on their days (or fewer than {min_pre_days} clean pre-period days, or "
+            "a control sum of 0 on some day in a log-scale fit): "
             f"ITS-only estimate, control_regions empty: {no_clean[:5]}"
         )
     return out
