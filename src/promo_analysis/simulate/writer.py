@@ -4,7 +4,9 @@
 use: each region is generated, its rows appended to one Parquet file per table, and freed
 before the next region. The folder is the same as ``save_dataset(simulate(...))`` would write
 (one file per table, ``dataset.json``, ``truth.json``), and is written next to its target and
-moved into place when complete.
+moved into place when complete. With ``partitioned=True`` shipments and coupons are instead
+folders of hive-partitioned part files (by region and month), which ``load_dataset`` reads as
+one table each; ``regions="all"`` simulates all 31 provincial-level regions.
 """
 
 from __future__ import annotations
