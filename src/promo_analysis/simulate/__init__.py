@@ -67,6 +67,8 @@ def _rng(seed: int, region: str, purpose: str) -> np.random.Generator:
 def _regions(sc: Scenario, regions) -> list[str]:
     if regions is None:
         return list(sc.regions)
+    if isinstance(regions, str) and regions.strip().lower() == "all":
+        return list(REGIONS)
     if isinstance(regions, str):
         regions = [r.strip() for r in regions.split(",") if r.strip()]
     regions = list(dict.fromkeys(regions))

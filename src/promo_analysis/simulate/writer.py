@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from promo_analysis.contract import CONTRACT, CONTRACT_VERSION, coerce_frame
-from promo_analysis.regions import REGIONS, regions_frame
+from promo_analysis.regions import regions_frame
 
 from .campaigns import campaigns_frame
 from .scenario import Scenario
@@ -164,8 +164,6 @@ def write_simulation(
 
     from . import _check, _meta, _region_parts, _truth
 
-    if isinstance(regions, str) and regions.strip().lower() == "all":
-        regions = list(REGIONS)
     sc, region_ids, tl = _check(scenario, scale, regions)
     target = Path(path)
     t0 = time.perf_counter()
