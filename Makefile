@@ -36,7 +36,7 @@ test-fast: setup ## Unit tests only
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: setup ## Ruff on the package, tests and notebooks
-	$(BIN)/ruff check src tests notebooks benchmarks
+	$(BIN)/ruff check src tests notebooks benchmarks scripts
 
 $(SAMPLE)/dataset.json: | setup
 	$(BIN)/promo-analysis simulate --scenario china-post-2022 --scale $(SCALE) \

@@ -91,3 +91,15 @@ def test_command_line_help():
     sub = subprocess.run([*cmd, "validate", "--help"], capture_output=True, text=True,
                          timeout=120)
     assert sub.returncode == 0 and "--quarantine" in sub.stdout
+
+
+def test_ruff_passes_on_package_tests_notebooks_and_scripts():
+    """`make lint` as a test: notebooks are linted like code (ruff reads .ipynb)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        pytest.skip("ruff is not installed next to this interpreter")
+    paths = [p for p in ("src", "tests", "notebooks", "benchmarks", "scripts") if (ROOT / p).exists()]
+    result = subprocess.run(
+        [str(ruff), "check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
