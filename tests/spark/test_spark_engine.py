@@ -14,61 +14,17 @@ Needs the ``spark`` extra and Java 17; skipped otherwise, so the default suite i
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
 
-pytest.importorskip("pyspark")
-pytest.importorskip("ibis.backends.pyspark")
-
-
-def _java_ok() -> bool:
-    java = shutil.which("java")
-    if java is None:
-        return False
-    try:
-        return subprocess.run([java, "-version"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-if not _java_ok():
-    pytest.skip("engine='spark' needs Java (17) on PATH", allow_module_level=True)
-
-# one xdist worker for the whole file (`make test` runs `-n 2 --dist loadgroup`): one Spark
-# session (JVM) instead of one per worker
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
-
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 # Float sums are order-dependent: the engines add the same numbers in a different order, so
 # float columns may differ in the last bits. Everything else (ids, counts, dates, strings,
 # row order, dtypes) must be identical.
 RTOL = 1e-9
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """One local Spark session for the file; ``load_dataset(engine="spark")`` reuses it
-    (``SparkSession.builder.getOrCreate()`` returns the active session)."""
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("promo-analysis-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.ansi.enabled", "false")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

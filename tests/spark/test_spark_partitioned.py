@@ -9,51 +9,12 @@ folder with leading-zero and Chinese partition values is loaded with both engine
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import pandas as pd
 import pytest
 
-pytest.importorskip("pyspark")
-pytest.importorskip("ibis.backends.pyspark")
-
-
-def _java_ok() -> bool:
-    java = shutil.which("java")
-    if java is None:
-        return False
-    try:
-        return subprocess.run([java, "-version"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-if not _java_ok():
-    pytest.skip("engine='spark' needs Java (17) on PATH", allow_module_level=True)
-
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 RTOL = 1e-9  # float sums depend on the order of addition, which differs between engines
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("promo-analysis-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.ansi.enabled", "false")
-        .getOrCreate()
-    )
 
 
 @pytest.fixture(scope="module")
