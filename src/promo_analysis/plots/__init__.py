@@ -8,7 +8,8 @@ One module per analysis: ``plots.causal`` (forest, love and overlap plots), ``pl
 (Qini curve, uplift by group), ``plots.retention`` (cohort heatmap, Kaplan-Meier with at-risk
 table, habit bars, Schoenfeld residuals), ``plots.campaigns`` (calendar heatmap, effects forest,
 event study, bunching, design forest), ``plots.survey`` (weighted vs unweighted, domains, says
-vs does) and ``plots.report`` (report charts). Result objects' ``plot`` methods call these.
+vs does) and ``plots.report`` (report charts). The cohort and Kaplan-Meier results also have
+a ``plot`` method that draws through these.
 """
 
 from __future__ import annotations
