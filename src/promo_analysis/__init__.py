@@ -12,8 +12,7 @@ researcher who only validates data never loads scikit-learn):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promo_analysis._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -49,17 +48,9 @@ _MODULES = (
 __all__ = ["__version__", "simulate", *_FUNCTIONS, *_MODULES]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _FUNCTIONS:
-        module = importlib.import_module(f".{_FUNCTIONS[name]}", __name__)
-        return getattr(module, name)
-    if name in _MODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    __name__, _FUNCTIONS, _MODULES, eager=("__version__", "simulate")
+)
 
 
 # The function ``simulate`` shares its name with the subpackage that defines it. Importing the

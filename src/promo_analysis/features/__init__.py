@@ -7,8 +7,7 @@ pandas DataFrame small enough for in-memory statistics.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promo_analysis._lazy import lazy_exports
 
 # name -> submodule that defines it
 _FUNCTIONS = {
@@ -25,12 +24,4 @@ _FUNCTIONS = {
 __all__ = list(_FUNCTIONS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _FUNCTIONS:
-        module = importlib.import_module(f".{_FUNCTIONS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _FUNCTIONS)

@@ -13,8 +13,7 @@ papermill and jsonschema, which only the orchestrating process needs.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promo_analysis._lazy import lazy_exports
 
 # name -> submodule that defines it
 _NAMES = {
@@ -36,12 +35,4 @@ _NAMES = {
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        module = importlib.import_module(f".{_NAMES[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
