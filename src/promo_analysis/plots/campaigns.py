@@ -12,10 +12,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from promo_analysis.plots.axes import axes_for
+
 from ..calendar import THEMES
 from ..regions import REGIONS
 from ..results import TableResult
-from .fonts import use_cjk_font
 
 __all__ = [
     "campaign_calendar_heatmap",
@@ -26,11 +27,7 @@ __all__ = [
 ]
 
 
-def _ax(ax: Any, size: tuple[float, float]) -> Any:
-    use_cjk_font()
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    return ax
+_ax = axes_for
 
 
 def _region_label(r: str) -> str:

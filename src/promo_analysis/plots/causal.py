@@ -12,19 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from promo_analysis.plots.fonts import use_cjk_font
+from promo_analysis.plots.axes import axes_for
 from promo_analysis.results import Estimate, TableResult
 
 __all__ = ["forest_plot", "love_plot", "overlap_plot"]
 
 
-def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
-    import matplotlib.pyplot as plt
-
-    use_cjk_font()
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
+_axes = axes_for
 
 
 def _as_frame(estimates: Any) -> pd.DataFrame:

@@ -6,12 +6,14 @@ the region counted), which have no sampling error; the titles say so. Names are 
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from promo_analysis.calendar import THEMES
-from promo_analysis.plots.fonts import use_cjk_font
+from promo_analysis.plots.axes import axes_for
 
 __all__ = [
     "monthly_revenue_plot",
@@ -24,11 +26,7 @@ __all__ = [
 _CENSUS = "全量统计，无抽样误差 census totals, no sampling error"
 
 
-def _ax(ax: plt.Axes | None, size: tuple[float, float] = (8, 3.6)) -> plt.Axes:
-    use_cjk_font()
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, layout="constrained")
-    return ax
+_ax = functools.partial(axes_for, constrained=True)
 
 
 def monthly_revenue_plot(

@@ -6,11 +6,13 @@ are drawn with their confidence intervals; names are bilingual (Chinese / Englis
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from promo_analysis.plots.fonts import use_cjk_font
+from promo_analysis.plots.axes import axes_for
 from promo_analysis.regions import REGIONS, region_names
 from promo_analysis.results import TableResult
 
@@ -35,11 +37,7 @@ SURVEY_LABELS = {
 _COLORS = {"weighted": "#1f6f8b", "unweighted": "#c0504d"}
 
 
-def _ax(ax: plt.Axes | None, size: tuple[float, float]) -> plt.Axes:
-    use_cjk_font()
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, layout="constrained")
-    return ax
+_ax = functools.partial(axes_for, constrained=True)
 
 
 def _label(name: object) -> str:

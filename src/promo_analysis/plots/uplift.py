@@ -10,19 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from promo_analysis.plots.fonts import use_cjk_font
+from promo_analysis.plots.axes import axes_for
 from promo_analysis.results import TableResult
 
 __all__ = ["qini_plot", "uplift_by_decile_plot"]
 
 
-def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
-    import matplotlib.pyplot as plt
-
-    use_cjk_font()
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
+_axes = axes_for
 
 
 def _require_table(result: Any, what: str) -> TableResult:
