@@ -30,3 +30,16 @@ def test_simulate_bad_region_exits_2(tmp_path):
     assert r.exit_code == 2
     assert "unknown region id" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_simulate_workers_flag(tmp_path):
+    out = tmp_path / "two"
+    r = CliRunner().invoke(
+        app,
+        ["simulate", "--scale", "0.0005", "--regions", "guangxi,shanxi", "--seed", "0",
+         "--workers", "2", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "dataset.json").read_text())["regions"] == ["guangxi", "shanxi"]
+    bad = CliRunner().invoke(app, ["simulate", "--workers", "0", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and not (tmp_path / "x").exists()

@@ -32,6 +32,12 @@ def simulate_command(
         typer.Option("--partitioned", help="Parquet only: write shipments as "
                      "shipments/region_id=<id>/month=<YYYY-MM>/ part files and coupons by month."),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes generating regions in parallel "
+                     "(default: the CPUs, capped by the number of regions; 1 for small jobs). "
+                     "The files are identical for any number."),
+    ] = None,
 ) -> None:
     """Simulate walk-in parcels, coupons, campaigns, a randomized test and a survey, 2021-2022.
 
@@ -59,11 +65,13 @@ def simulate_command(
         if format == "parquet":
             # region by region: big scales do not need the whole dataset in memory
             path = write_simulation(
-                out, scenario, scale=scale, regions=regions, seed=seed, partitioned=partitioned
+                out, scenario, scale=scale, regions=regions, seed=seed, partitioned=partitioned,
+                workers=workers,
             )
         else:
             path = save_dataset(
-                simulate(scenario, scale=scale, regions=regions, seed=seed), out, format=format
+                simulate(scenario, scale=scale, regions=regions, seed=seed, workers=workers),
+                out, format=format,
             )
     except (ValueError, KeyError, FileExistsError) as err:
         typer.echo(f"error: {err}", err=True)

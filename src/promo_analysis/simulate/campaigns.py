@@ -1,11 +1,20 @@
 """The themed campaign calendar and each campaign's true effect on sending.
 
 Each campaign ``c`` in region ``r`` has a true lift ``A`` (``effect_scale * campaign_strength_r *
-theme_lift * design_lift * 1.3^[targeted] * exp(noise)``): during the campaign the sending rate
+theme_lift * design_lift * 1.3^[targeted] * exp(noise) * k``): during the campaign the sending rate
 of the targeted customers is multiplied by ``1 + A`` and the first-send hazard of targeted
 prospects by ``1 + new_customer_lift * A``; in the ``post_days`` after it the sending rate is
 multiplied by ``1 - dip`` with ``dip * post_days = pull_forward * A * duration`` (pull-forward).
 National campaigns (``region_id`` null) run in every simulated region with a region-specific lift.
+
+The noise is ``N(0, noise_sd^2)`` per campaign copy; ``k`` (one per region and year) rescales
+the year's lifts so that their *exposure-weighted* sum equals its expectation
+``exp(noise_sd^2 / 2) * sum(x_c * A_c without noise)``, where the exposure ``x_c`` is the
+campaign's expected base sending volume (calendar x trend weight of its days, minus the
+pull-forward share of its post window, times the targeted segments' volume share). Which campaign
+draws a large lift still varies by seed, but the region-year's expected incremental volume (to
+first order in the lifts) does not -- the campaign-truth calibration target holds for every seed
+up to the realised (Poisson) noise of the with-minus-without difference.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import pandas as pd
 from promo_analysis.calendar import THEMES, festival_calendar
 
 from .scenario import Scenario
-from .timeline import Timeline
+from .timeline import Timeline, calendar_weights
 
 __all__ = ["Campaign", "campaign_calendar", "campaigns_frame"]
 
@@ -112,10 +121,10 @@ def campaign_calendar(
             for i, row in enumerate(rp.get(key, [])):
                 parsed = _parse(row, year, region, tl)
                 items.append((f"{region}-{year}-{parsed[0]}-{i:02d}", False, year, parsed))
-        # campaign-level noise, centred within the region so that the region's overall
-        # campaign strength (a calibration target) does not vary from seed to seed
         eps = rng.normal(0.0, float(camp["noise_sd"]), size=len(items))
-        eps -= eps.mean() if len(items) > 1 else 0.0
+        base = _base_weights(sc, tl, region)
+        seg_volume = _segment_volume(sc)
+        kept = []
         for j, (cid, national, year, (theme, start, days, thr, face, target)) in enumerate(items):
             end = start + days - 1
             overlap = _overlaps(start, end, placed)
@@ -127,14 +136,26 @@ def campaign_calendar(
             if end < 0 or start >= tl.n_days:
                 continue
             start, end = max(start, 0), min(end, tl.n_days - 1)
-            lift = (
+            lift0 = (
                 scale
                 * float(rp["campaign_strength"])
                 * float(camp["theme_lift"][theme])
                 * float(camp["design_lift"][f"{thr:g}-{face:g}"])
                 * (1.3 if target else 1.0)
-                * float(np.exp(eps[j]))
             )
+            post_end = min(end + post, tl.n_days - 1)
+            exposure = seg_volume.get(target, 1.0) * (
+                base[start : end + 1].sum()
+                - float(camp["pull_forward"]) * (end - start + 1) / post
+                * base[end + 1 : post_end + 1].sum()
+            )
+            kept.append((cid, national, year, theme, start, end, post_end, thr, face, target,
+                         overlap, lift0, float(eps[j]), max(exposure, 0.0)))
+            placed.append((start, end))
+        k = _noise_normalisers(kept, float(camp["noise_sd"]))
+        for (cid, national, year, theme, start, end, post_end, thr, face, target, overlap,
+             lift0, e, _) in kept:
+            lift = lift0 * float(np.exp(e)) * k[year]
             dip = min(0.6, float(camp["pull_forward"]) * lift * (end - start + 1) / post)
             zh, en = THEMES[theme]
             where = "" if national else f" ({region})"
@@ -152,11 +173,10 @@ def campaign_calendar(
                     target_segment=target,
                     lift=lift,
                     dip=dip,
-                    post_end=min(end + post, tl.n_days - 1),
+                    post_end=post_end,
                     overlap=overlap,
                 )
             )
-            placed.append((start, end))
     # flag every member of an overlapping pair, national ones included
     by_region: dict[str, list[Campaign]] = {}
     for c in out:
@@ -167,6 +187,32 @@ def campaign_calendar(
                 b is not a and not (a.end < b.start or a.start > b.end) for b in cs
             )
     return out
+
+
+def _base_weights(sc: Scenario, tl: Timeline, region: str) -> np.ndarray:
+    """Daily repeat-sending weight of the region without campaigns (as in :mod:`.region`)."""
+    t = (np.arange(tl.n_days) - tl.n_days / 2) / 365.0
+    return calendar_weights(tl, region) * np.exp(float(sc.region(region)["trend"]) * t)
+
+
+def _segment_volume(sc: Scenario) -> dict[str, float]:
+    """Each segment's approximate share of repeat-sending volume (population share x rate)."""
+    pp = sc.people
+    v = np.asarray(pp["segment_share"], float) * np.exp(np.asarray(pp["repeat_offset"], float))
+    v = v / v.sum()
+    return dict(zip(pp["segments"], v.tolist(), strict=True))
+
+
+def _noise_normalisers(kept: list[tuple], noise_sd: float) -> dict[int, float]:
+    """Per year: ``k`` with ``sum(x * A0 * exp(eps)) * k = exp(sd^2/2) * sum(x * A0)``."""
+    num: dict[int, float] = {}
+    den: dict[int, float] = {}
+    for item in kept:
+        year, lift0, e, x = item[2], item[11], item[12], item[13]
+        num[year] = num.get(year, 0.0) + x * lift0
+        den[year] = den.get(year, 0.0) + x * lift0 * float(np.exp(e))
+    level = float(np.exp(noise_sd**2 / 2))
+    return {y: level * num[y] / den[y] if den[y] > 0 else 1.0 for y in num}
 
 
 def campaigns_frame(campaigns: list[Campaign], tl: Timeline, scale: float) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """Write a simulated dataset folder region by region, without holding it all in memory.
 
 :func:`write_simulation` is what ``promo-analysis simulate`` and the 10 M-shipment benchmark
-use: each region is generated, its rows appended to one Parquet file per table, and freed
-before the next region. The folder is the same as ``save_dataset(simulate(...))`` would write
+use: each region is generated (in parallel worker processes when ``workers > 1``), its rows
+appended to one Parquet file per table in region order, and freed before the next region. The folder is the same as ``save_dataset(simulate(...))`` would write
 (one file per table, ``dataset.json``, ``truth.json``), and is written next to its target and
 moved into place when complete. With ``partitioned=True`` shipments and coupons are instead
 folders of hive-partitioned part files (by region and month), which ``load_dataset`` reads as
@@ -22,6 +22,7 @@ from promo_analysis.contract import CONTRACT, CONTRACT_VERSION, coerce_frame
 from promo_analysis.regions import regions_frame
 
 from .campaigns import campaigns_frame
+from .parallel import in_region_order
 from .scenario import Scenario
 
 __all__ = ["write_simulation", "PARTITIONS"]
@@ -56,6 +57,73 @@ PARTITIONS = {
 }
 
 
+_REGION_TABLES = ("customers", "coupons", "shipments", "survey", "assignments")
+#: staging subfolder of the per-region Arrow files that the parent merges into one Parquet file
+_SPOOL = "_regions"
+
+
+def _write_parts(folder: Path, table: str, df: pd.DataFrame, schema: pa.Schema,
+                 region: str) -> int:
+    """One region's rows as hive part files ``<table>/<key>=<value>/.../part-<region>``;
+    returns how many files it wrote.
+
+    The partition columns are in the folder names, not in the files (as Spark and pyarrow
+    write them); ``month`` (``YYYY-MM`` of the timestamp) only organises the files.
+    """
+    stamp, keys = PARTITIONS[table]
+    file_schema = pa.schema([f for f in schema if f.name not in keys])
+    if not len(df):
+        return 0
+    if df[stamp].isna().any():  # the contract makes it non-null; a generator bug otherwise
+        raise ValueError(f"{table}.{stamp}: {int(df[stamp].isna().sum())} null value(s)")
+    month = df[stamp].dt.strftime("%Y-%m")
+    by = [df[k] for k in keys if k != "month"] + [month]
+    n = 0
+    for values, part in df.groupby(by, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        sub = folder / table
+        for key, value in zip(keys, values, strict=True):
+            sub = sub / f"{key}={value}"
+        sub.mkdir(parents=True, exist_ok=True)
+        arrow = pa.Table.from_pandas(
+            part.drop(columns=[k for k in keys if k in part.columns]),
+            schema=file_schema, preserve_index=False,
+        )
+        pq.write_table(arrow, sub / f"part-{region}.parquet", row_group_size=1 << 20)
+        n += 1
+    return n
+
+
+def _region_files(region: str, sc: Scenario, tl, scale: float, seed: int, folder: Path,
+                  partitioned: bool) -> dict:
+    """Worker task: generate ``region`` and write its rows; return everything else.
+
+    Partitioned tables go straight to their part files (named by region, so workers never
+    write the same file); the others to one Arrow IPC file per table in ``folder/_regions``,
+    which the parent appends to the table's Parquet file in region order.
+    """
+    from . import _coerce, _region_parts
+
+    part = _region_parts(sc, tl, region, scale, seed)
+    files, schemas, n_parts = {}, {}, {}
+    spool = folder / _SPOOL
+    spool.mkdir(exist_ok=True)
+    for table in _REGION_TABLES:
+        df = _coerce(part["tables"][table], table, coerce_frame)
+        schema = schemas[table] = _schema(table, df)
+        if partitioned and table in PARTITIONS:
+            n_parts[table] = _write_parts(folder, table, df, schema, region)
+            continue
+        arrow = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+        files[table] = str(spool / f"{region}.{table}.arrow")
+        with pa.OSFile(files[table], "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+            w.write_table(arrow)
+        n_parts[table] = len(df)
+        del arrow, df
+    del part["tables"]  # free the region's rows before returning
+    return {**part, "files": files, "schemas": schemas, "n_parts": n_parts}
+
+
 class _Writers:
     def __init__(self, folder: Path, partitioned: bool = False) -> None:
         self.folder = folder
@@ -64,52 +132,40 @@ class _Writers:
         self.schemas: dict[str, pa.Schema] = {}
         self.n_parts: dict[str, int] = {}
 
-    def write(self, table: str, df: pd.DataFrame, region: str | None = None) -> None:
+    def write(self, table: str, df: pd.DataFrame) -> None:
+        """Append a frame (not a region table) to ``table``'s Parquet file."""
         from . import _coerce
 
         df = _coerce(df, table, coerce_frame)
-        if table not in self.schemas:
-            self.schemas[table] = _schema(table, df)
-        if self.partitioned and table in PARTITIONS and region is not None:
-            self._write_parts(table, df, region)
+        self.schemas.setdefault(table, _schema(table, df))
+        self._append(table, pa.Table.from_pandas(df, schema=self.schemas[table],
+                                                 preserve_index=False))
+
+    def _append(self, table: str, arrow: pa.Table) -> None:
+        if not arrow.num_rows and table in self.writers:
             return
-        if not len(df) and table in self.writers:
-            return
-        arrow = pa.Table.from_pandas(df, schema=self.schemas[table], preserve_index=False)
         if table not in self.writers:
             self.writers[table] = pq.ParquetWriter(
                 self.folder / f"{table}.parquet", self.schemas[table]
             )
         self.writers[table].write_table(arrow, row_group_size=1 << 20)
 
-    def _write_parts(self, table: str, df: pd.DataFrame, region: str) -> None:
-        """One region's rows as hive part files ``<table>/<key>=<value>/.../part-<region>``.
-
-        The partition columns are in the folder names, not in the files (as Spark and pyarrow
-        write them); ``month`` (``YYYY-MM`` of the timestamp) only organises the files.
-        """
-        stamp, keys = PARTITIONS[table]
-        schema = self.schemas[table]
-        file_schema = pa.schema([f for f in schema if f.name not in keys])
-        self.n_parts.setdefault(table, 0)
-        if not len(df):
-            return
-        if df[stamp].isna().any():  # the contract makes it non-null; a generator bug otherwise
-            raise ValueError(f"{table}.{stamp}: {int(df[stamp].isna().sum())} null value(s)")
-        month = df[stamp].dt.strftime("%Y-%m")
-        by = [df[k] for k in keys if k != "month"] + [month]
-        for values, part in df.groupby(by, sort=True):
-            values = values if isinstance(values, tuple) else (values,)
-            sub = self.folder / table
-            for key, value in zip(keys, values, strict=True):
-                sub = sub / f"{key}={value}"
-            sub.mkdir(parents=True, exist_ok=True)
-            arrow = pa.Table.from_pandas(
-                part.drop(columns=[k for k in keys if k in part.columns]),
-                schema=file_schema, preserve_index=False,
-            )
-            pq.write_table(arrow, sub / f"part-{region}.parquet", row_group_size=1 << 20)
-            self.n_parts[table] += 1
+    def add_region(self, result: dict) -> None:
+        """Merge a :func:`_region_files` result: append its spooled tables (then delete the
+        spool files), count its part files. The first region's schema is the table's."""
+        for table in _REGION_TABLES:
+            self.schemas.setdefault(table, result["schemas"][table])
+            if table not in result["files"]:
+                self.n_parts[table] = self.n_parts.get(table, 0) + result["n_parts"][table]
+                continue
+            path = Path(result["files"][table])
+            with pa.memory_map(str(path)) as src:
+                arrow = pa.ipc.open_file(src).read_all()
+                if not arrow.schema.equals(self.schemas[table]):
+                    arrow = arrow.cast(self.schemas[table])
+                self._append(table, arrow)
+                del arrow
+            path.unlink()
 
     def finish(self, table: str) -> dict:
         """``dataset.json``'s entry for ``table``."""
@@ -126,6 +182,9 @@ class _Writers:
     def close(self) -> None:
         for w in self.writers.values():
             w.close()
+        spool = self.folder / _SPOOL
+        if spool.exists():
+            spool.rmdir()
 
 
 def write_simulation(
@@ -135,6 +194,7 @@ def write_simulation(
     regions: list[str] | str | None = None,
     seed: int = 0,
     partitioned: bool = False,
+    workers: int | None = None,
 ) -> Path:
     """Simulate and write a dataset folder (Parquet), one region at a time.
 
@@ -150,6 +210,12 @@ def write_simulation(
         :func:`promo_analysis.load_dataset` drops. Peak memory stays one region's rows either
         way; partitions let engines skip files (a region, a month) and give part files of
         bounded size. The other tables are single files.
+    workers : int, optional
+        Processes generating regions in parallel (see :func:`~promo_analysis.simulate.simulate`;
+        default: the CPUs, capped by the number of regions, 1 for small jobs). Each worker
+        writes its region's rows to its own files; the parent appends them in region order,
+        so the folder's files are identical for any number of workers. Peak memory is about
+        one region's rows per worker.
 
     ``path`` is replaced only if it is empty or a dataset promo-analysis wrote (as
     ``save_dataset`` does).
@@ -162,20 +228,22 @@ def write_simulation(
     from promo_analysis import __version__
     from promo_analysis.dataset import staged_dataset_folder, write_descriptors
 
-    from . import _check, _meta, _region_parts, _truth
+    from . import _check, _meta, _truth, _workers
 
     sc, region_ids, tl = _check(scenario, scale, regions)
+    n_workers = _workers(sc, region_ids, scale, workers)
     target = Path(path)
     t0 = time.perf_counter()
     with staged_dataset_folder(target) as staging:
         writers = _Writers(staging, partitioned=partitioned)
         parts, campaigns, calibration = [], [], {"regions": {}}
         writers.write("regions", regions_frame(region_ids))
-        for region in region_ids:
-            part = _region_parts(sc, tl, region, scale, seed)
-            for name in ("customers", "coupons", "shipments", "survey", "assignments"):
-                writers.write(name, part["tables"][name], region=region)
-            del part["tables"]  # free the region's rows before the next region
+        for region, part in in_region_order(
+            _region_files, region_ids, (sc, tl, scale, seed, staging, partitioned), n_workers
+        ):
+            writers.add_region(part)
+            for key in ("files", "schemas", "n_parts"):
+                del part[key]
             campaigns += part.pop("campaigns")
             calibration["regions"][region] = part.pop("calibration")
             parts.append(part)
