@@ -53,21 +53,41 @@ class _Prepared:
 
 
 def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
-    """Numeric/bool covariates as floats; strings and categoricals one-hot, first level dropped."""
-    parts = []
+    """Numeric/bool covariates as floats; strings and categoricals one-hot, first level dropped.
+
+    Levels are ordered as strings (as ``pd.get_dummies`` does). The frame wraps one
+    C-ordered float block, so ``to_numpy()`` is a view, not a copy of a million-row design.
+    """
+    n = len(data)
+    specs: list[tuple[str, Any]] = []
+    names: list[str] = []
     for col in covariates:
         s = data[col]
         if s.dtype == bool or pd.api.types.is_numeric_dtype(s):
-            parts.append(s.astype(float).rename(col).to_frame())
+            specs.append((col, None))
+            names.append(col)
         else:
-            parts.append(
-                pd.get_dummies(s.astype(str), prefix=col, prefix_sep="=", drop_first=True,
-                               dtype=float)
-            )
-    if not parts:
+            codes, levels = pd.factorize(s.astype(str), sort=True)
+            specs.append((col, codes))
+            names += [f"{col}={lv}" for lv in levels[1:]]
+    A = np.zeros((n, len(names)))
+    k = 0
+    for col, codes in specs:
+        if codes is None:
+            A[:, k] = data[col].to_numpy(dtype=float)
+            k += 1
+        else:
+            m = int(codes.max())
+            rows = np.flatnonzero(codes > 0)
+            A[rows, k + codes[rows] - 1] = 1.0
+            k += m
+    if not names:
         return pd.DataFrame(index=data.index)
-    X = pd.concat(parts, axis=1)
-    return X.loc[:, X.std(ddof=0).to_numpy() > 0]
+    varying = A.max(axis=0) > A.min(axis=0)
+    if not varying.all():
+        A = np.ascontiguousarray(A[:, varying])
+        names = [c for c, v in zip(names, varying, strict=True) if v]
+    return pd.DataFrame(A, columns=names, index=data.index, copy=False)
 
 
 def _prepare(
@@ -134,30 +154,38 @@ def _separation_checks(
     """Complete separation by one covariate is an error; a level seen in one group a warning."""
     warns = []
     tb = t.astype(bool)
-    for col in X.columns:
-        x = X[col].to_numpy()
-        x1, x0 = x[tb], x[~tb]
-        if x1.min() > x0.max() or x1.max() < x0.min():
+    if X.shape[1]:
+        A = X.to_numpy()
+        A1, A0 = A[tb], A[~tb]
+        lo1, hi1, lo0, hi0 = A1.min(axis=0), A1.max(axis=0), A0.min(axis=0), A0.max(axis=0)
+        del A1, A0
+        sep = np.flatnonzero((lo1 > hi0) | (hi1 < lo0))
+        if len(sep):
+            j = sep[0]
             raise ValueError(
-                f"perfect separation: covariate {col!r} alone separates treated (range "
-                f"{x1.min():g}..{x1.max():g}) from control ({x0.min():g}..{x0.max():g}); "
+                f"perfect separation: covariate {X.columns[j]!r} alone separates treated (range "
+                f"{lo1[j]:g}..{hi1[j]:g}) from control ({lo0[j]:g}..{hi0[j]:g}); "
                 "there is no overlap, so no comparison is possible - drop the covariate if it "
                 "is a consequence of treatment, or restrict the data to a common range"
             )
     for col in covariates:
         s = data[col]
-        if pd.api.types.is_numeric_dtype(s) and not np.isin(s.unique(), [0, 1]).all():
-            continue  # levels only make sense for categories and 0/1 flags
-        tab = pd.crosstab(s.astype(str).to_numpy(), tb)
-        for level, row in tab.iterrows():
-            k1, k0 = int(row.get(True, 0)), int(row.get(False, 0))
-            if k1 == 0 or k0 == 0:
-                warns.append(
-                    f"quasi-separation: all {k1 + k0:,} rows with {col}={level} are "
-                    f"{'control' if k1 == 0 else 'treated'}; their propensity is 0 or 1 and "
-                    "they fall outside the overlap (trimming removes them for ipw/aipw); "
-                    "consider merging that level with another"
-                )
+        if s.dtype != bool and pd.api.types.is_numeric_dtype(s):
+            x = s.to_numpy(dtype=float)
+            if not ((x == 0) | (x == 1)).all():
+                continue  # levels only make sense for categories and 0/1 flags
+            codes, levels = pd.factorize(s, sort=True)
+        else:
+            codes, levels = pd.factorize(s.astype(str), sort=True)
+        counts = np.bincount(codes * 2 + tb, minlength=2 * len(levels)).reshape(-1, 2)
+        for j in np.flatnonzero((counts == 0).any(axis=1)):
+            k0, k1 = int(counts[j, 0]), int(counts[j, 1])
+            warns.append(
+                f"quasi-separation: all {k1 + k0:,} rows with {col}={levels[j]} are "
+                f"{'control' if k1 == 0 else 'treated'}; their propensity is 0 or 1 and "
+                "they fall outside the overlap (trimming removes them for ipw/aipw); "
+                "consider merging that level with another"
+            )
     return warns
 
 
@@ -165,30 +193,20 @@ def _separation_checks(
 # learners
 # --------------------------------------------------------------------------------------------
 def _default_propensity():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from promo_analysis.learners import LogisticIRLS
 
-    # unpenalized (C=inf) so that the fit is the maximum-likelihood logit of statsmodels
-    return make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10, max_iter=200),
-    )
+    # unpenalized, so that the fit is the maximum-likelihood logit of statsmodels
+    return LogisticIRLS(C=np.inf)
 
 
 def _default_outcome(binary: bool):
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from promo_analysis.learners import LeastSquares, LogisticIRLS
 
     if binary:
         # a barely-penalized logit: identical to ML in practice, but finite when a small arm
         # of a fold is (quasi-)separated
-        return make_pipeline(
-            StandardScaler(),
-            LogisticRegression(C=1e6, solver="newton-cholesky", tol=1e-8, max_iter=200),
-        )
-    return LinearRegression()
+        return LogisticIRLS(C=1e6)
+    return LeastSquares()
 
 
 def _resolve_learners(learner: Any, binary: bool) -> tuple[Any, Any, bool]:
@@ -227,38 +245,35 @@ def _resolve_learners(learner: Any, binary: bool) -> tuple[Any, Any, bool]:
     return ps, out, default_ps
 
 
-def _fit_predict_proba(model: Any, X: np.ndarray, t: np.ndarray, Xnew: np.ndarray,
-                       notes: list[str]) -> np.ndarray:
+def _fit(model: Any, X: np.ndarray, y: np.ndarray, role: str, notes: list[str],
+         init: Any = None) -> Any:
+    """Fit a clone of ``model``; warnings become notes. ``init`` warm-starts a linear learner
+    from the previous fold's fit (same optimum, fewer Newton steps)."""
     from sklearn.base import clone
+
+    from promo_analysis.learners import LogisticIRLS
 
     m = clone(model)
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
-        m.fit(X, t)
+        if isinstance(m, LogisticIRLS):
+            m.fit(X, y, init=init)
+            if not m.converged_:
+                msg = (f"{role} model: the logistic fit did not converge in {m.max_iter} Newton "
+                       "steps (separation?); predictions near 0/1 are unreliable")
+                if msg not in notes:
+                    notes.append(msg)
+        else:
+            m.fit(X, y)
     for w in caught:
-        msg = f"propensity model: {w.category.__name__}: {str(w.message).splitlines()[0]}"
+        msg = f"{role} model: {w.category.__name__}: {str(w.message).splitlines()[0]}"
         if msg not in notes:
             notes.append(msg)
-    return m.predict_proba(Xnew)[:, 1]
+    return m
 
 
-def _fit_predict_outcome(model: Any, X: np.ndarray, y: np.ndarray, Xnew: np.ndarray,
-                         binary: bool, notes: list[str]) -> np.ndarray:
-    from sklearn.base import clone
-
-    if np.all(y == y[0]):  # e.g. nobody in this arm of this fold sent: predict that constant
-        return np.full(len(Xnew), y[0])
-    m = clone(model)
-    with _warnings.catch_warnings(record=True) as caught:
-        _warnings.simplefilter("always")
-        m.fit(X, y.astype(int) if binary and hasattr(m, "predict_proba") else y)
-    for w in caught:
-        msg = f"outcome model: {w.category.__name__}: {str(w.message).splitlines()[0]}"
-        if msg not in notes:
-            notes.append(msg)
-    if binary and hasattr(m, "predict_proba"):
-        return m.predict_proba(Xnew)[:, 1]
-    return m.predict(Xnew)
+def _predict(m: Any, X: np.ndarray, proba: bool) -> np.ndarray:
+    return m.predict_proba(X)[:, 1] if proba else m.predict(X)
 
 
 def _folds(t: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -299,9 +314,10 @@ def balance_table(
     """
     A = X.to_numpy(dtype=float)
     tb = np.asarray(t).astype(bool)
-    m1, m0 = A[tb].mean(axis=0), A[~tb].mean(axis=0)
-    v1 = A[tb].var(axis=0, ddof=1) if tb.sum() > 1 else np.zeros(A.shape[1])
-    v0 = A[~tb].var(axis=0, ddof=1) if (~tb).sum() > 1 else np.zeros(A.shape[1])
+    A1, A0 = A[tb], A[~tb]
+    m1, m0 = A1.mean(axis=0), A0.mean(axis=0)
+    v1 = A1.var(axis=0, ddof=1) if tb.sum() > 1 else np.zeros(A.shape[1])
+    v0 = A0.var(axis=0, ddof=1) if (~tb).sum() > 1 else np.zeros(A.shape[1])
     sd = np.sqrt((v1 + v0) / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = pd.DataFrame(
@@ -310,8 +326,9 @@ def balance_table(
         )
         if weights is not None:
             w = np.asarray(weights, dtype=float)
-            mw1 = np.average(A[tb], axis=0, weights=w[tb])
-            mw0 = np.average(A[~tb], axis=0, weights=w[~tb])
+            w1, w0 = w[tb], w[~tb]
+            mw1 = (w1 @ A1) / w1.sum()
+            mw0 = (w0 @ A0) / w0.sum()
             out["mean_treated_weighted"] = mw1
             out["mean_control_weighted"] = mw0
             out["smd_after"] = (mw1 - mw0) / sd
@@ -325,17 +342,10 @@ def _ess(w: np.ndarray) -> float:
 def _overlap_summary(e: np.ndarray, t: np.ndarray) -> pd.DataFrame:
     rows = {}
     for name, mask in (("treated", t == 1), ("control", t == 0)):
-        v = e[mask]
-        rows[name] = {
-            "n": int(mask.sum()),
-            "min": float(v.min()),
-            "p01": float(np.quantile(v, 0.01)),
-            "p05": float(np.quantile(v, 0.05)),
-            "median": float(np.median(v)),
-            "p95": float(np.quantile(v, 0.95)),
-            "p99": float(np.quantile(v, 0.99)),
-            "max": float(v.max()),
-        }
+        q = np.quantile(e[mask], [0, 0.01, 0.05, 0.5, 0.95, 0.99, 1])
+        rows[name] = {"n": int(mask.sum()),
+                      **dict(zip(("min", "p01", "p05", "median", "p95", "p99", "max"),
+                                 q.tolist(), strict=True))}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("group")
 
 
@@ -453,6 +463,9 @@ def _core(
 ) -> tuple[float, float, dict[str, float], dict[str, Any], list[str]]:
     t, y, X = prep.t, prep.y, prep.X
     Xa = X.to_numpy(dtype=float)
+    # the learners see a centred design: it conditions the Newton fits of the linear learners;
+    # predictions of models with an intercept (and of trees) do not change
+    Xl = Xa - Xa.mean(axis=0) if Xa.shape[1] else Xa
     notes: list[str] = []
     diag: dict[str, Any] = {"n_treated": int(t.sum()), "n_control": int(len(t) - t.sum())}
     if method == "naive" and not with_diagnostics:
@@ -465,8 +478,10 @@ def _core(
     if Xa.shape[1] == 0:  # no covariates: the propensity is the treated share
         e[:] = t.mean()
     else:
+        prev = None
         for train, test in splits:
-            e[test] = _fit_predict_proba(ps_model, Xa[train], t[train], Xa[test], notes)
+            prev = _fit(ps_model, Xl[train], t[train], "propensity", notes, prev)
+            e[test] = _predict(prev, Xl[test], True)
     n_extreme = int(((e < _EXTREME) | (e > 1 - _EXTREME)).sum())
     if n_extreme:
         notes.append(
@@ -515,6 +530,8 @@ def _core(
         m0 = np.empty(len(t))
         m1 = np.empty(len(t))
         # outcome models on the trimmed sample, cross-fitted on the same folds
+        proba = prep.binary_outcome and hasattr(out_model, "predict_proba")
+        prev: dict[int, Any] = {0: None, 1: None}
         for train, test in splits:
             tr = train[keep[train]]
             te = test[keep[test]]
@@ -530,9 +547,13 @@ def _core(
                 if Xa.shape[1] == 0:
                     # nothing to overfit: the full-sample arm mean (AIPW = difference in means)
                     target[te] = y[keep & (t == arm)].mean()
+                elif np.all(y[rows] == y[rows[0]]):
+                    # e.g. nobody in this arm of this fold sent: predict that constant
+                    target[te] = y[rows[0]]
                 else:
-                    target[te] = _fit_predict_outcome(out_model, Xa[rows], y[rows], Xa[te],
-                                                      prep.binary_outcome, notes)
+                    yr = y[rows].astype(int) if proba else y[rows]
+                    prev[arm] = _fit(out_model, Xl[rows], yr, "outcome", notes, prev[arm])
+                    target[te] = _predict(prev[arm], Xl[te], proba)
         est, se, pom = _aipw(yk, tk, ek, m0[keep], m1[keep], estimand)
 
     if with_diagnostics:

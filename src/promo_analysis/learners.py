@@ -1,0 +1,238 @@
+"""Linear learners for cross-fitting at scale: Newton logistic regression and least squares.
+
+Cross-fitting fits the same model on five heavily overlapping training sets (and, for the
+outcome, once per arm). scikit-learn's solvers validate, rescale and copy the design in every
+fit and start from zero each time; at a million rows that is most of the cost of AIPW. These
+learners do the Newton iterations directly in numpy -- ``X'WX`` through one BLAS ``syrk`` --
+and a fit can start from a previous fit (``init=``): coefficients and the factored Hessian of
+the previous fold are an excellent start for the next, so later folds converge in a few
+gradient evaluations instead of five to eight Hessians. The optimum is the same; results
+agree with scikit-learn's ``LogisticRegression`` (``newton-cholesky``, standardized features)
+and ``LinearRegression`` to solver tolerance.
+
+Both are scikit-learn estimators (``get_params``, ``clone``, fitted attributes end in ``_``).
+The design should be roughly centred (``causal.estimate_effect`` centres it): the Hessian is
+equilibrated, not orthogonalized, so columns with a mean thousands of SDs from zero lose
+precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import linalg
+from scipy.linalg import blas
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+__all__ = ["LogisticIRLS", "LeastSquares"]
+
+
+def _gram(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """``[1, X]' diag(w) [1, X]`` (full symmetric matrix) without forming ``[1, X]``."""
+    n, p = X.shape
+    G = np.empty((p + 1, p + 1))
+    if w is None:
+        G[0, 0] = n
+        G[1:, 0] = X.sum(axis=0)
+        A = X
+    else:
+        G[0, 0] = w.sum()
+        G[1:, 0] = w @ X
+        A = X * np.sqrt(w)[:, None]
+    # syrk on the transposed (Fortran-ordered) view computes A'A in one BLAS call, half the
+    # flops of A.T @ A
+    fn = blas.dsyrk if A.dtype == np.float64 else blas.ssyrk
+    C = fn(1.0, A.T, trans=0)
+    iu = np.triu_indices(p, 1)
+    C[iu[1], iu[0]] = C[iu]
+    G[1:, 1:] = C
+    G[0, 1:] = G[1:, 0]
+    return G
+
+
+class _Solver:
+    """Solve ``H s = g`` for a symmetric positive (semi)definite ``H``, equilibrated.
+
+    Cholesky when ``H`` is positive definite; a minimum-norm least-squares solve when it is
+    singular (collinear covariates: coefficients are then not unique, predictions are).
+    """
+
+    def __init__(self, H: np.ndarray):
+        d = np.sqrt(np.clip(np.diag(H), np.finfo(float).tiny, None))
+        self.d = 1 / d
+        Hs = H * self.d[:, None] * self.d[None, :]
+        try:
+            self.chol = linalg.cho_factor(Hs, check_finite=False)
+            self.pinv = None
+            # cho_factor does not flag near-singular matrices; fall back when ill-conditioned
+            diag = np.diag(self.chol[0])
+            if diag.min() ** 2 < 1e-12 * diag.max() ** 2:
+                raise linalg.LinAlgError("ill-conditioned")
+        except linalg.LinAlgError:
+            self.chol = None
+            self.pinv = np.linalg.pinv(Hs, rcond=1e-12, hermitian=True)
+
+    def solve(self, g: np.ndarray) -> np.ndarray:
+        gs = g * self.d
+        z = linalg.cho_solve(self.chol, gs) if self.chol is not None else self.pinv @ gs
+        return z * self.d
+
+
+def _as_2d(X: Any) -> np.ndarray:
+    A = np.asarray(X)
+    if A.ndim != 2:
+        raise ValueError(f"X must be 2-dimensional, got shape {A.shape}")
+    if A.dtype not in (np.float64, np.float32):
+        A = A.astype(np.float64)
+    return A
+
+
+class LogisticIRLS(ClassifierMixin, BaseEstimator):
+    """Binary logistic regression by Newton's method (IRLS), with optional ridge penalty.
+
+    Parameters
+    ----------
+    C : float
+        Inverse penalty strength, as in scikit-learn's ``LogisticRegression`` on standardized
+        features: the objective is ``sum(log-loss) + sum_j (sd_j * beta_j)**2 / (2 C)`` with
+        ``sd_j`` the (ddof=0) SD of column j; the intercept is not penalized. ``np.inf``
+        (default) is maximum likelihood.
+    tol : float
+        Stop when the Newton decrement per row, ``sqrt(g' H^-1 g / n)``, is below ``tol``
+        (coefficients are then within about ``tol`` SD-units of the optimum).
+    max_iter : int
+        Maximum number of Newton (or reused-Hessian) steps.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (1, n_features)
+    intercept_ : ndarray of shape (1,)
+    classes_ : ndarray ``[0, 1]``
+    n_iter_ : int
+        Steps taken; ``n_hessians_`` of them computed a new Hessian.
+    converged_ : bool
+    """
+
+    def __init__(self, C: float = np.inf, tol: float = 1e-10, max_iter: int = 100):
+        self.C = C
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def fit(self, X: Any, y: Any, init: LogisticIRLS | None = None) -> LogisticIRLS:
+        """Fit; ``init``, a fitted ``LogisticIRLS`` on similar data, supplies the start.
+
+        Its coefficients are the starting point and its Hessian (rescaled to this row count)
+        is reused until the steps stop shrinking fast -- a chord Newton method, which
+        converges to the same optimum.
+        """
+        A = _as_2d(X)
+        yv = np.asarray(y).astype(np.float64).ravel()
+        if len(yv) != len(A):
+            raise ValueError(f"X has {len(A)} rows but y has {len(yv)}")
+        if not np.isin(yv, (0.0, 1.0)).all():
+            raise ValueError("y must be binary 0/1")
+        n, p = A.shape
+        lam = np.zeros(p + 1)
+        if np.isfinite(self.C):
+            mean = A.mean(axis=0)
+            var = np.einsum("ij,ij->j", A, A) / n - mean**2
+            lam[1:] = np.clip(var, 0, None) / self.C
+        if init is not None and getattr(init, "coef_", None) is not None:
+            if init.coef_.shape[1] != p:
+                raise ValueError(f"init was fitted on {init.coef_.shape[1]} columns, X has {p}")
+            beta = np.concatenate([init.intercept_, init.coef_.ravel()]).astype(np.float64)
+            H = init._hessian * (n / init._hessian_n)
+            solver = _Solver(H)
+        else:
+            beta = np.zeros(p + 1)
+            H = solver = None
+        eta = A @ beta[1:] + beta[0]
+        loss = self._loss(eta, yv, beta, lam)
+        need_h = solver is None
+        prev_dec = np.inf
+        self.n_iter_ = self.n_hessians_ = 0
+        self.converged_ = False
+        for _ in range(int(self.max_iter)):
+            mu = expit(eta)
+            r = yv - mu
+            g = np.empty(p + 1)
+            g[0] = r.sum()
+            g[1:] = r @ A
+            g -= lam * beta
+            if need_h:
+                H = _gram(A, mu * (1 - mu))
+                H[np.diag_indices(p + 1)] += lam
+                solver = _Solver(H)
+                self.n_hessians_ += 1
+            step = solver.solve(g)
+            dec = float(np.sqrt(max(g @ step, 0.0) / n))
+            self.n_iter_ += 1
+            if dec < self.tol:
+                beta = beta + step  # a last, tiny step: free and makes agreement tighter
+                self.converged_ = True
+                break
+            t = 1.0
+            while True:
+                nb = beta + t * step
+                neta = A @ nb[1:] + nb[0]
+                nloss = self._loss(neta, yv, nb, lam)
+                if nloss <= loss + 1e-12 * abs(loss) or t < 1e-10:
+                    break
+                t /= 2
+            # refresh the Hessian when the reused one stops contracting fast (or overshot)
+            need_h = t < 1.0 or dec > 0.2 * prev_dec
+            prev_dec = dec
+            beta, eta, loss = nb, neta, nloss
+        self.intercept_ = beta[:1].copy()
+        self.coef_ = beta[None, 1:].copy()
+        self.classes_ = np.array([0, 1])
+        self._hessian, self._hessian_n = H, n
+        return self
+
+    @staticmethod
+    def _loss(eta: np.ndarray, y: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> float:
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta) + 0.5 * np.sum(lam * beta**2))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return _as_2d(X) @ self.coef_.ravel() + self.intercept_[0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p1 = expit(self.decision_function(X))
+        return np.column_stack([1 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(int)
+
+
+class LeastSquares(RegressorMixin, BaseEstimator):
+    """Ordinary least squares with intercept through the normal equations.
+
+    The design is centred (one copy) before the Gram matrix is formed, which keeps the normal
+    equations as well conditioned as a QR of the centred design; singular designs get the
+    minimum-norm solution (predictions are unique).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : float
+    """
+
+    def fit(self, X: Any, y: Any) -> LeastSquares:
+        A = _as_2d(X)
+        yv = np.asarray(y, dtype=np.float64).ravel()
+        if len(yv) != len(A):
+            raise ValueError(f"X has {len(A)} rows but y has {len(yv)}")
+        mean = A.mean(axis=0)
+        Ac = A - mean
+        ym = yv.mean()
+        G = _gram(Ac, None)[1:, 1:] if A.shape[1] else np.zeros((0, 0))
+        b = (yv - ym) @ Ac
+        coef = _Solver(G).solve(b) if A.shape[1] else np.zeros(0)
+        self.coef_ = coef
+        self.intercept_ = float(ym - mean @ coef)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return _as_2d(X) @ self.coef_ + self.intercept_
