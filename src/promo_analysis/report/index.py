@@ -16,7 +16,10 @@ from promo_analysis.report.inputs import RegionInputs
 from promo_analysis.report.kpis import kpi_table
 from promo_analysis.report.privacy import DEFAULT_K
 
-__all__ = ["region_kpis", "index_html"]
+__all__ = ["region_kpis", "index_html", "KPI_FRAMES"]
+
+#: the input frames :func:`region_kpis` reads (``load_inputs(folder, frames=KPI_FRAMES)``)
+KPI_FRAMES = ("daily", "new_customers", "period_customers")
 
 _INDEX_METRICS = ("revenue", "shipments", "coupons_used", "new_customers", "active_customers")
 

@@ -1,10 +1,18 @@
-"""Per-region report inputs: one engine pass over the dataset for all regions, small files out.
+"""Per-region report inputs: each region's rows aggregated in the engine, small files out.
 
-The orchestrator calls :func:`build_inputs` once per run. Every query groups by ``region_id``
-over all requested regions at once (DESIGN.md §6: no notebook re-scans the raw data), and the
-small aggregated frames are written as Parquet into ``<run>/inputs/<region>/``. A notebook
-reads them back with :func:`load_inputs`. Row-level identifiers are dropped before writing, so
-no report input can leak a customer id.
+The orchestrator builds one region's inputs at a time (:func:`build_region_inputs`) from a
+view of the dataset restricted to that region (:func:`region_dataset`): the region filter is
+part of every engine query, so on a dataset partitioned by region (``shipments/region_id=...``)
+the engine reads only that region's part files, and the per-customer frames that reach pandas
+(customer table, first-use table) are one region's, never the country's. The small frames are
+written as Parquet into ``<run>/inputs/<region>/``; a notebook reads them back with
+:func:`load_inputs`. Row-level identifiers are dropped before writing, so no report input can
+leak a customer id.
+
+A region's report describes that region's rows: its customers, the shipments sent in it,
+the coupons and experiment assignments of its customers, its survey responses and its own and
+the national campaigns. (In the contract a customer belongs to one region; a parcel a customer
+sent while in another region is in that region's report.)
 """
 
 from __future__ import annotations
@@ -20,7 +28,16 @@ from promo_analysis.regions import REGIONS
 from promo_analysis.report.params import Period
 from promo_analysis.report.privacy import drop_identifiers
 
-__all__ = ["RegionInputs", "build_inputs", "load_inputs", "open_inputs", "dataset_regions"]
+__all__ = [
+    "RegionInputs",
+    "build_inputs",
+    "build_region_inputs",
+    "data_calendar",
+    "region_dataset",
+    "load_inputs",
+    "open_inputs",
+    "dataset_regions",
+]
 
 #: The frames a region's input folder may hold (``<name>.parquet``).
 FRAMES = (
@@ -79,23 +96,38 @@ def _label(day: Any, period: Period, compare: Period | None) -> Any:
     return ibis.cases(*cases, else_=ibis.null("string"))
 
 
-def _daily(ds: Any, regions: list[str]) -> pd.DataFrame:
+def data_calendar(ds: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last shipment day of the whole dataset (one engine query).
+
+    Every region's daily series is filled over this calendar, so a region whose first parcel
+    came later than the country's still has its (zero) days from the start.
+    """
+    s = ds.table("shipments")
+    row = s.aggregate(first=s.sent_at.min(), last=s.sent_at.max()).to_pandas().iloc[0]
+    return pd.Timestamp(row["first"]).normalize(), pd.Timestamp(row["last"]).normalize()
+
+
+def _daily(ds: Any, regions: list[str], calendar: tuple | None = None) -> pd.DataFrame:
     """Daily totals per region, channel and product (``features.daily_series``, one pass)."""
     from promo_analysis.features.daily import daily_series
 
+    start, end = calendar if calendar is not None else (None, None)
     df = daily_series(
         ds,
         by=("region_id", "channel", "product"),
         metrics=("revenue", "shipments", "coupon_shipments", "discount", "campaign_shipments"),
+        start=start,
+        end=end,
     )
     return df[df["region_id"].isin(regions)]
 
 
-def _new_customers(ds: Any, regions: list[str]) -> pd.DataFrame:
+def _new_customers(ds: Any, regions: list[str], calendar: tuple | None = None) -> pd.DataFrame:
     """New customers per region and day (first shipment in the data; one pass)."""
     from promo_analysis.features.daily import daily_series
 
-    df = daily_series(ds, by=("region_id",), metrics=("new_customers",))
+    start, end = calendar if calendar is not None else (None, None)
+    df = daily_series(ds, by=("region_id",), metrics=("new_customers",), start=start, end=end)
     return df.loc[df["region_id"].isin(regions), ["region_id", "date", "new_customers"]]
 
 
@@ -178,6 +210,174 @@ def _row_counts(ds: Any, regions: list[str]) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _only_region(t: Any, region: str) -> Any:
+    """Rows of raw table ``t`` whose ``region_id`` is ``region``.
+
+    The filter is on the raw column, as read, so that DuckDB can prune hive partitions
+    (``region_id=<id>/``) and Parquet row groups; a column that is not text (a dataset built
+    from frames with other ids) is compared as text, like ``conform`` would convert it.
+    """
+    return t.filter(_region_text(t) == region)
+
+
+def _region_text(t: Any) -> Any:
+    col = t.region_id
+    return col if col.type().is_string() else col.cast("string")
+
+
+def region_dataset(ds: Any, region: str) -> Any:
+    """A view of ``ds`` restricted to one region, on the same engine connection.
+
+    Tables with ``region_id`` keep that region's rows (``campaigns`` also the national ones,
+    ``region_id`` null; ``regions`` stays whole); tables without it but with ``customer_id``
+    (``coupons``, ``assignments``) keep the rows of the region's customers (anonymous coupons,
+    which belong to no customer, are left out). Nothing is computed: the filters become part of
+    every query on the returned dataset.
+    """
+    from promo_analysis.dataset import Dataset
+
+    customers = _only_region(ds.raw_table("customers"), region)
+    ids = customers.select(_rid=customers.customer_id)
+    raw = {}
+    for name in ds.tables:
+        t = ds.raw_table(name)
+        if name == "regions" or ("region_id" not in t.columns and "customer_id" not in t.columns):
+            raw[name] = t
+        elif name == "campaigns":
+            # national campaigns (region_id null) run in every region
+            raw[name] = t.filter((_region_text(t) == region) | t.region_id.isnull())
+        elif "region_id" in t.columns:
+            raw[name] = _only_region(t, region)
+        else:
+            raw[name] = t.semi_join(ids, t.customer_id == ids._rid)
+    return Dataset(ds.con, raw, meta=getattr(ds, "meta", {}), truth=None,
+                   engine=getattr(ds, "engine", "duckdb"), path=getattr(ds, "path", None))
+
+
+def _region_frames(ds: Any, region: str, period: Period, compare: Period | None,
+                   issues: pd.DataFrame, calendar: tuple) -> dict[str, pd.DataFrame]:
+    """The input frames of one region, from ``ds`` already restricted to it."""
+    from promo_analysis import features
+
+    regions = [region]
+    frames: dict[str, pd.DataFrame] = {
+        "daily": _daily(ds, regions, calendar),
+        "new_customers": _new_customers(ds, regions, calendar),
+        "period_customers": _period_customers(ds, regions, period, compare),
+    }
+    campaigns = _campaigns(ds, regions)
+    if campaigns is not None:
+        frames["campaigns"] = _split(campaigns, regions, national=True)[region]
+    customers = features.customer_table(ds)
+    frames["customers"] = customers[customers["region_id"] == region].reset_index(drop=True)
+    del customers
+    first_use = features.first_use_table(ds)
+    fu_attrs = dict(first_use.attrs)
+    frames["first_use"] = first_use[first_use["region_id"] == region].reset_index(drop=True)
+    frames["first_use"].attrs = fu_attrs
+    del first_use
+    if ds.has("assignments"):
+        experiments = _experiments(ds)
+        if not experiments.empty:  # no frame: none of the region's customers took part
+            frames["experiments"] = _split(experiments, regions)[region]
+    if ds.has("campaigns"):
+        from promo_analysis.campaigns import campaign_discounts
+
+        frames["campaign_discounts"] = _split(campaign_discounts(ds), regions)[region]
+    if ds.has("survey"):
+        s = ds.table("survey")
+        frames["survey"] = s.filter(s.region_id == region).to_pandas()
+    if "region_id" in issues.columns:
+        frames["validation"] = _split(issues, regions, national=True)[region]
+    else:
+        frames["validation"] = issues
+    return frames
+
+
+def _issues(validation: Any | None) -> pd.DataFrame:
+    issues = _validation_frame(validation) if validation is not None else pd.DataFrame()
+    # failing-row examples may quote identifiers; reports show the rule and the count only
+    return issues.drop(columns=[c for c in ("example", "examples") if c in issues.columns])
+
+
+def build_region_inputs(
+    ds: Any,
+    region: str,
+    period: Period,
+    compare: Period | None,
+    folder: str | Path,
+    *,
+    validation: Any | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    calendar: tuple[Any, Any] | None = None,
+) -> Path:
+    """Aggregate one region's rows in the engine and write its input folder.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The opened dataset (all regions); the region's view is taken here
+        (:func:`region_dataset`), so only that region's rows are read.
+    region : str
+        A validated region id.
+    period, compare : Period
+        The report period and the comparison period (None: no comparison).
+    folder : path
+        ``<run>/inputs``; the sub-folder ``<region>`` is created (it must not exist).
+    validation : ValidationReport, optional
+        The dataset's validation report; the region's issues (and those without a region) are
+        kept.
+    extra_meta : dict, optional
+        Merged into ``meta.json`` (e.g. the dataset fingerprint).
+    calendar : (first day, last day), optional
+        The days the daily frames span; default :func:`data_calendar` of ``ds`` (pass it when
+        building many regions, to query it once).
+
+    Returns
+    -------
+    Path
+        The region's input folder.
+    """
+    if calendar is None:
+        calendar = data_calendar(ds)
+    rds = region_dataset(ds, region)
+    frames = _region_frames(rds, region, period, compare, _issues(validation), calendar)
+    counts = _row_counts(rds, [region])[region]
+    # names from the dataset's own regions table (user data may use other ids than ours)
+    reg = ds.to_pandas("regions")
+    row = reg[reg["region_id"].astype(str) == region]
+    if len(row):
+        r0 = row.iloc[0]
+        zh, en = str(r0.get("name_zh", region)), str(r0.get("name_en", region))
+    else:
+        zh, en = REGIONS.get(region, (region, region, ""))[:2]
+    target = Path(folder) / region
+    target.mkdir(parents=True, exist_ok=False)
+    attrs: dict[str, Any] = {}
+    for name, df in frames.items():
+        df = drop_identifiers(df)
+        if df.attrs:
+            # e.g. the exclusion counts of first_use_table (the region's): kept in meta
+            attrs[name] = json.loads(json.dumps(df.attrs, default=str))
+            df.attrs = {}
+        df.to_parquet(target / f"{name}.parquet", index=False)
+    meta = {
+        "region": region,
+        "name_zh": zh,
+        "name_en": en,
+        "period": list(period.as_strings()),
+        "compare": None if compare is None else list(compare.as_strings()),
+        "row_counts": counts,
+        "frame_attrs": attrs,
+        "validation_ok": None if validation is None else bool(getattr(validation, "ok", True)),
+        **(extra_meta or {}),
+    }
+    (target / "meta.json").write_text(
+        json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+    )
+    return target
+
+
 def build_inputs(
     ds: Any,
     regions: list[str],
@@ -188,105 +388,17 @@ def build_inputs(
     validation: Any | None = None,
     extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Aggregate the dataset for every region in one pass per query and write the inputs.
+    """Write the input folder of every region, one region at a time.
 
-    Parameters
-    ----------
-    ds : Dataset
-        The opened dataset.
-    regions : list of str
-        Validated region ids.
-    period, compare : Period
-        The report period and the comparison period (None: no comparison).
-    folder : path
-        ``<run>/inputs``; one sub-folder per region is created.
-    validation : ValidationReport, optional
-        The dataset's validation report; its issues are split by region (issues without a
-        region go to every region).
-    extra_meta : dict, optional
-        Merged into every region's ``meta.json`` (e.g. the dataset fingerprint).
-
-    Returns
-    -------
-    dict
-        region -> its input folder.
+    See :func:`build_region_inputs` for the parameters; returns region -> its input folder.
+    Peak memory is that of the largest region's frames, whatever the number of regions.
     """
-    from promo_analysis import features
-
-    folder = Path(folder)
-    per_region: dict[str, dict[str, pd.DataFrame]] = {r: {} for r in regions}
-
-    def put(name: str, split: dict[str, pd.DataFrame]) -> None:
-        for r, df in split.items():
-            per_region[r][name] = df
-
-    put("daily", _split(_daily(ds, regions), regions))
-    put("new_customers", _split(_new_customers(ds, regions), regions))
-    put("period_customers", _split(_period_customers(ds, regions, period, compare), regions))
-    put("campaigns", _split(_campaigns(ds, regions), regions, national=True))
-
-    customers = features.customer_table(ds)
-    put("customers", _split(customers[customers["region_id"].isin(regions)], regions))
-    first_use = features.first_use_table(ds)
-    fu_attrs = dict(first_use.attrs)
-    put("first_use", _split(first_use[first_use["region_id"].isin(regions)], regions))
-    for r in regions:
-        per_region[r]["first_use"].attrs = fu_attrs
-    if ds.has("assignments"):
-        put("experiments", _split(_experiments(ds), regions))
-    if ds.has("campaigns"):
-        from promo_analysis.campaigns import campaign_discounts
-
-        put("campaign_discounts", _split(campaign_discounts(ds), regions))
-    if ds.has("survey"):
-        s = ds.table("survey")
-        put("survey", _split(s.filter(s.region_id.isin(regions)).to_pandas(), regions))
-
-    issues = _validation_frame(validation) if validation is not None else pd.DataFrame()
-    # failing-row examples may quote identifiers; reports show the rule and the count only
-    issues = issues.drop(columns=[c for c in ("example", "examples") if c in issues.columns])
-    if "region_id" in issues.columns:
-        put("validation", _split(issues, regions, national=True))
-    else:
-        put("validation", {r: issues for r in regions})
-
-    counts = _row_counts(ds, regions)
-    # names from the dataset's own regions table (user data may use other ids than ours)
-    reg = ds.to_pandas("regions")
-    names = {
-        str(row.region_id): (str(getattr(row, "name_zh", row.region_id)),
-                             str(getattr(row, "name_en", row.region_id)))
-        for row in reg.itertuples()
+    calendar = data_calendar(ds)
+    return {
+        r: build_region_inputs(ds, r, period, compare, folder, validation=validation,
+                               extra_meta=extra_meta, calendar=calendar)
+        for r in regions
     }
-    out: dict[str, Path] = {}
-    for r in regions:
-        target = folder / r
-        target.mkdir(parents=True, exist_ok=False)
-        attrs: dict[str, Any] = {}
-        for name, df in per_region[r].items():
-            df = drop_identifiers(df)
-            if df.attrs:
-                # e.g. the exclusion counts of first_use_table (dataset-wide): kept in meta
-                attrs[name] = json.loads(json.dumps(df.attrs, default=str))
-                df.attrs = {}
-            df.to_parquet(target / f"{name}.parquet", index=False)
-        zh, en = names.get(r, REGIONS.get(r, (r, r, ""))[:2])
-        meta = {
-            "region": r,
-            "name_zh": zh,
-            "name_en": en,
-            "period": list(period.as_strings()),
-            "compare": None if compare is None else list(compare.as_strings()),
-            "row_counts": counts[r],
-            "frame_attrs": attrs,
-            "validation_ok": None if validation is None else bool(getattr(validation, "ok", True)),
-            **(extra_meta or {}),
-        }
-        (target / "meta.json").write_text(
-            json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
-        )
-        out[r] = target
-    return out
 
 
 def _experiments(ds: Any) -> pd.DataFrame:
@@ -299,19 +411,23 @@ def _experiments(ds: Any) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_inputs(folder: str | Path) -> RegionInputs:
-    """Read a region's input folder written by :func:`build_inputs`."""
+def load_inputs(folder: str | Path, frames: tuple[str, ...] | None = None) -> RegionInputs:
+    """Read a region's input folder written by :func:`build_region_inputs`.
+
+    ``frames`` limits which frames are read (default: all of :data:`FRAMES`); the index page
+    needs only the small daily and customer-count frames, not the per-customer ones.
+    """
     folder = Path(folder)
     meta_path = folder / "meta.json"
     if not meta_path.exists():
         raise FileNotFoundError(f"{folder} is not a report input folder (no meta.json)")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    frames = {}
-    for name in FRAMES:
+    out = {}
+    for name in FRAMES if frames is None else frames:
         path = folder / f"{name}.parquet"
         if path.exists():
-            frames[name] = pd.read_parquet(path)
-    return RegionInputs(region=meta["region"], meta=meta, frames=frames, folder=folder)
+            out[name] = pd.read_parquet(path)
+    return RegionInputs(region=meta["region"], meta=meta, frames=out, folder=folder)
 
 
 def open_inputs(

@@ -101,11 +101,20 @@ def find_identifiers(text: str, identifiers: Iterable[str]) -> list[str]:
 
     Used on every rendered report: a non-empty answer is a privacy breach.
     """
-    ids = {str(i) for i in identifiers if i is not None and str(i)}
-    if not ids:
-        return []
     stripped = _DATA_URI.sub(" ", text)
     tokens = set(_TOKEN.findall(stripped))
     # also look at sub-tokens split on punctuation ids rarely contain
     tokens |= {t for tok in list(tokens) for t in re.split(r"[.]", tok)}
+    if hasattr(identifiers, "to_pylist") or hasattr(identifiers, "chunks"):
+        # an Arrow array (a region's ids at national scale): the report's few thousand tokens
+        # are looked up in it, instead of building a set of millions of Python strings
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not tokens:
+            return []
+        values = identifiers.cast(pa.string())
+        found = values.filter(pc.is_in(values, value_set=pa.array(sorted(tokens), pa.string())))
+        return sorted({str(i) for i in found.to_pylist() if i})
+    ids = {str(i) for i in identifiers if i is not None and str(i)}
     return sorted(ids & tokens)

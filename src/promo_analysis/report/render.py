@@ -1,10 +1,13 @@
-"""Render the regional report of every region: inputs once, papermill per region, HTML, index.
+"""Render the regional report of every region: inputs, papermill per region, HTML, index.
 
-:func:`render_reports` validates every parameter before a kernel starts, aggregates the dataset
-once for all regions (:func:`~promo_analysis.report.inputs.build_inputs`), executes the template
-once per region (``workers`` at a time), exports each to offline HTML and writes
-``index.html``, ``manifest.json`` and the ``latest`` pointer. A failing region is recorded and
-does not stop the others.
+:func:`render_reports` validates every parameter before a kernel starts and validates the
+dataset once; then, region by region, it aggregates that region's rows in the engine
+(:func:`~promo_analysis.report.inputs.build_region_inputs`, on this thread: one engine
+connection) and hands the region to a pool that executes the template (``workers`` notebooks
+at a time, each in its own kernel process) and exports it to offline HTML, so building the next
+region's inputs overlaps with the kernels. Memory stays bounded by a few regions' frames, not
+the dataset's. Finally it writes ``index.html``, ``manifest.json`` and the ``latest`` pointer.
+A failing region (inputs or notebook) is recorded and does not stop the others.
 """
 
 from __future__ import annotations
@@ -17,16 +20,22 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from promo_analysis.report.html import export_html, external_references, write_atomic
-from promo_analysis.report.inputs import build_inputs, dataset_regions, load_inputs
+from promo_analysis.report.inputs import (
+    build_region_inputs,
+    data_calendar,
+    dataset_regions,
+    load_inputs,
+)
 from promo_analysis.report.params import (
     LANGS,
     Period,
@@ -150,11 +159,11 @@ def _point_latest(out: Path, run_id: str) -> None:
         write_atomic(link, run_id + "\n")
 
 
-def _identifiers(ds: Any, regions: list[str]) -> dict[str, set[str]]:
-    """Customer ids per region (what a report must never show)."""
+def _identifiers(ds: Any, region: str) -> Any:
+    """The region's customer ids (what its report must never show), as an Arrow array:
+    millions of ids at national scale cost tens of MB there, not a Python set of strings."""
     c = ds.table("customers")
-    df = c.filter(c.region_id.isin(regions)).select("customer_id", "region_id").to_pandas()
-    return {r: set(df.loc[df["region_id"] == r, "customer_id"].astype(str)) for r in regions}
+    return c.filter(c.region_id == region).select("customer_id").to_pyarrow()["customer_id"]
 
 
 def _render_one(
@@ -162,7 +171,7 @@ def _render_one(
     template: Path,
     folder: Path,
     parameters: dict[str, Any],
-    identifiers: set[str],
+    identifiers: Any,
 ) -> RegionStatus:
     import nbformat
     import papermill as pm
@@ -335,36 +344,56 @@ def render_reports(
     dataset_meta = dict(getattr(ds, "meta", {}) or {})
     extra = {"fingerprint": fingerprint, "run_id": run_id,
              "dataset_name": dataset_meta.get("name", "")}
-    folders = build_inputs(ds, regions, period, compare, folder / "inputs", validation=report,
-                           extra_meta=extra)
-    ids = _identifiers(ds, regions)
-
     statuses: dict[str, RegionStatus] = {}
+    folders: dict[str, Path] = {}
     total = len(regions)
+    lock = threading.Lock()
 
-    def job(region: str) -> RegionStatus:
+    def record(st: RegionStatus) -> None:
+        with lock:
+            statuses[st.region] = st
+            if progress is not None:
+                where = st.html if st.status == "ok" else st.error
+                progress(f"[{len(statuses)}/{total}] {st.region}: {st.status} in "
+                         f"{st.seconds:.1f} s -> {where}")
+
+    def job(region: str, ids: Any, inputs_seconds: float) -> RegionStatus:
         p = {
             "region": region,
             "data": data_label,
             "inputs": str(folders[region].resolve()),
             **params,
         }
-        return _render_one(region, template, folder, p, ids[region])
+        st = _render_one(region, template, folder, p, ids)
+        st.seconds += inputs_seconds
+        return st
 
+    calendar = data_calendar(ds)
     with ThreadPoolExecutor(max_workers=min(workers, total)) as pool:
-        futures = {pool.submit(job, r): r for r in regions}
-        for done, fut in enumerate(as_completed(futures), 1):
-            st = fut.result()
-            statuses[st.region] = st
-            if progress is not None:
-                where = st.html if st.status == "ok" else st.error
-                progress(f"[{done}/{total}] {st.region}: {st.status} in {st.seconds:.1f} s"
-                         f" -> {where}")
+        futures = []
+        for r in regions:
+            # at most ``workers`` regions wait for a kernel: bounds the memory held in ids
+            while sum(not f.done() for f in futures) > workers:
+                wait(futures, return_when=FIRST_COMPLETED)
+            start = time.perf_counter()
+            try:
+                folders[r] = build_region_inputs(ds, r, period, compare, folder / "inputs",
+                                                 validation=report, extra_meta=extra,
+                                                 calendar=calendar)
+                ids = _identifiers(ds, r)
+            except Exception as err:  # noqa: BLE001 - a failing region must not stop the others
+                record(RegionStatus(r, "failed", time.perf_counter() - start,
+                                    error="building the report inputs: " + _short_error(err)))
+                continue
+            fut = pool.submit(job, r, ids, time.perf_counter() - start)
+            fut.add_done_callback(lambda f: record(f.result()))
+            futures.append(fut)
+        wait(futures)
     statuses = {r: statuses[r] for r in regions}
     shutil.rmtree(folder / ".work", ignore_errors=True)
 
     from promo_analysis import __version__
-    from promo_analysis.report.index import index_html, region_kpis
+    from promo_analysis.report.index import KPI_FRAMES, index_html, region_kpis
 
     finished = dt.datetime.now(dt.UTC)
     manifest = {
@@ -380,7 +409,8 @@ def render_reports(
         "status": "ok" if all(s.status == "ok" for s in statuses.values()) else "failed",
         "regions": {r: s.to_dict() for r, s in statuses.items()},
     }
-    kpis = region_kpis({r: load_inputs(folders[r]) for r in regions}, k=k)
+    kpis = region_kpis({r: load_inputs(folders[r], frames=KPI_FRAMES) for r in regions
+                        if r in folders}, k=k)
     index_path = write_atomic(folder / "index.html", index_html(manifest, kpis, _chart_b64(kpis)))
     manifest["seconds"] = round(time.perf_counter() - t0, 3)
     manifest_path = write_atomic(
