@@ -50,6 +50,11 @@ __all__ = [
 #: days after a campaign's end counted as its pull-forward (post-campaign dip) window
 DEFAULT_PULL_FORWARD_DAYS = 7
 
+#: trend shapes of the counterfactual; "spline" is piecewise linear with a knot every
+#: ``TREND_KNOT_DAYS`` days from the first day
+TRENDS = ("none", "linear", "quadratic", "spline")
+TREND_KNOT_DAYS = 91
+
 _DESIGN_COLUMNS = (
     "name",
     "theme",
@@ -164,10 +169,19 @@ def _design_cached(
     ):
         X[col] = cal[col].to_numpy(dtype=float)
     t = (dates - dates[0]).days.to_numpy(dtype=float) / 365.25
-    if trend in ("linear", "quadratic"):
+    if trend not in TRENDS:
+        raise ValueError(f"trend must be one of {TRENDS}, got {trend!r}")
+    if trend != "none":
         X["trend"] = t
     if trend == "quadratic":
         X["trend2"] = t**2
+    if trend == "spline":
+        # piecewise-linear trend, a knot every quarter: the level of a growing customer base
+        # bends (acquisition waves, start-up of the data) in ways a line plus annual Fourier
+        # terms shared by all years cannot follow; the last knot keeps half a quarter after it
+        days = (dates - dates[0]).days.to_numpy()
+        for k in range(TREND_KNOT_DAYS, n_days - TREND_KNOT_DAYS // 2, TREND_KNOT_DAYS):
+            X[f"trend_knot{k}"] = np.maximum(days - k, 0) / 365.25
     doy = dates.dayofyear.to_numpy(dtype=float)
     for k in range(1, fourier + 1):
         X[f"sin{k}"] = np.sin(2 * np.pi * k * doy / 365.25)
@@ -244,7 +258,7 @@ def fit_its(
     region: str | None = None,
     scale: str = "auto",
     fourier: int = 3,
-    trend: str = "linear",
+    trend: str = "spline",
     festivals: bool = False,
     ar_order: int | None = None,
     max_ar_order: int = 14,
@@ -266,6 +280,9 @@ def fit_its(
         overlapping campaigns combine multiplicatively (``scale="log"``) or additively.
     scale : {"auto", "log", "level"}
         ``"auto"``: logs when the metric is positive on every day, else levels.
+    trend : {"spline", "linear", "quadratic", "none"}
+        Trend of the counterfactual; ``"spline"`` (default): piecewise linear with a knot every
+        ``TREND_KNOT_DAYS`` (91) days.
     ar_order : int, optional
         Order of the autoregression for the residuals; ``None`` chooses it by AIC up to
         ``max_ar_order``.
@@ -469,7 +486,7 @@ def estimate_campaign_effects(
     min_pre_days: int = 28,
     scale: str = "auto",
     fourier: int = 3,
-    trend: str = "linear",
+    trend: str = "spline",
     festivals: bool = False,
     hac_lags: int = 14,
     ar_order: int | None = None,
@@ -518,7 +535,8 @@ def estimate_campaign_effects(
         Model the metric in logs (multiplicative weekday and season effects; default when the
         metric is positive on every training day) or in levels.
     fourier, trend, festivals, hac_lags, ar_order
-        Annual Fourier pairs, ``"none"``/``"linear"``/``"quadratic"`` trend, whether to add
+        Annual Fourier pairs, ``"spline"`` (piecewise linear, a knot every 91 days; default)
+        /``"linear"``/``"quadratic"``/``"none"`` trend, whether to add
         festival-day dummies (only identified when festivals also occur outside campaigns),
         the Bartlett bandwidth in days of the Newey-West coefficient covariance, and the order
         of the autoregression fitted to the residuals for the window-noise variance.

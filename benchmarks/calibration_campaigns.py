@@ -1,0 +1,198 @@
+"""Calibration study: do the per-campaign 95% intervals of ``campaign_effects`` cover the truth?
+
+For each seed x region set x scale, simulate the default scenario (and, with ``--null``, the
+null scenario), run ``campaign_effects(ds, short_pre="skip")`` and compare every campaign row
+with ``ds.truth.campaigns``: coverage of ``incremental_revenue``, mean SE against the SD of the
+error, bias (mean error and mean z), and the pull-forward estimate against
+``-pull_forward_revenue``; summarised overall, by region and by campaign kind (national /
+provincial, theme). The null scenario reports the share of campaigns found significant.
+
+``truth_version="price_consistent"`` rows compare with a re-priced truth (a diagnostic, see
+benchmarks/README.md): the simulator calibrates the list prices of express parcels *without* a
+coupon by ``a * exp(b t)`` (``truth.calibration["regions"][r]["price_factor"]``) and leaves
+coupon parcels at the raw price, while ``truth.campaigns`` prices a parcel that would have been
+sent anyway without this campaign's coupon at its raw (uncalibrated) list price. Where ``a`` is
+far from 1 (beijing 1.39, zhejiang 1.34 at seed 1; guangxi and shanxi 0.96) the raw truth
+overstates incremental revenue by ``sum over the leakage parcels of (a exp(b t) - 1) *
+list_price`` -- an effect no estimator can see in the data. :func:`price_consistent_truth`
+recomputes the truth with the calibrated price for those parcels.
+
+Run:  .venv/bin/python benchmarks/calibration_campaigns.py [--seeds 4] [--scales 0.003 0.01]
+      [--region-sets guangxi,shanxi guangxi,shanxi,beijing,zhejiang] [--null]
+Writes benchmarks/results/calibration_campaigns.csv (one row per setting x group) and prints
+the overall rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "calibration_campaigns.csv"
+
+
+@contextlib.contextmanager
+def price_consistent_truth():
+    """Add ``incremental_revenue_pc`` / ``pull_forward_revenue_pc`` to ``truth.campaigns``.
+
+    Same with-minus-without difference as the simulator's truth, but a parcel that would have
+    been sent anyway without this campaign's coupon is priced in the campaign-free world at the
+    list price the simulator gives parcels without a coupon (its raw price times the region's
+    calibration factor ``a exp(b t)``), not at the raw price. Patches the simulator's module
+    attribute for the duration (a diagnostic of the benchmark; the simulator is not changed).
+    """
+    import promo_analysis.simulate  # noqa: F401  (loads the module)
+
+    # the package binds the function ``simulate`` over the module's name: fetch the module
+    sim = sys.modules["promo_analysis.simulate"]
+    orig = sim.campaign_truth
+
+    def patched(sc, tl, world):
+        raw = orig(sc, tl, world)
+        rec = world.rec
+        t = (rec["day"] - tl.n_days / 2) / 365.0
+        coupon = (rec["coupon_kind"] > 0) & (rec["product"] == "express")
+        f = np.ones(len(t))
+        for ch, ab in world.price_factor.items():
+            m = coupon & (rec["channel"] == ch) if ch != "all" else coupon
+            f[m] = ab["a"] * np.exp(ab["b"] * t[m])
+        saved = rec["list_orig"]
+        rec["list_orig"] = np.round(saved * f, 1)
+        try:
+            pc = orig(sc, tl, world)
+        finally:
+            rec["list_orig"] = saved
+        raw["incremental_revenue_pc"] = pc["incremental_revenue"].to_numpy()
+        raw["pull_forward_revenue_pc"] = pc["pull_forward_revenue"].to_numpy()
+        return raw
+
+    sim.campaign_truth = patched
+    try:
+        yield
+    finally:
+        sim.campaign_truth = orig
+
+
+def evaluate(ds, alpha: float = 0.05, **kw) -> pd.DataFrame:
+    from promo_analysis.campaigns import campaign_effects
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = campaign_effects(ds, short_pre="skip", alpha=alpha, **kw)
+    truth = ds.truth.campaigns
+    if "incremental_revenue_pc" not in truth.columns:
+        raise RuntimeError("the price-consistent truth was not computed (worker processes?)")
+    m = res.table.reset_index().merge(
+        truth, on=["campaign_id", "region_id"], suffixes=("", "_true"), validate="1:1"
+    )
+    m["kind"] = np.where(m.national, "national", "provincial")
+    return m
+
+
+def summarise(
+    m: pd.DataFrame, truth_col: pd.Series, pf_true: pd.Series, alpha: float
+) -> pd.DataFrame:
+    """Coverage, error and pull-forward summaries; ``pf_true`` is the true (negative) dip."""
+    err = m.estimate - truth_col
+    cover = (m.ci_low <= truth_col) & (truth_col <= m.ci_high)
+    pf_err = m.pull_forward - pf_true
+    d = pd.DataFrame({
+        "cover": cover, "err": err, "z": err / m.se, "se": m.se, "truth": truth_col,
+        "significant": m.pvalue < alpha, "pf_err": pf_err, "pf_z": pf_err / m.pull_forward_se,
+        "pf_est": m.pull_forward, "pf_true": pf_true,
+        "region_id": m.region_id, "kind": m.kind, "theme": m.theme,
+    })  # fmt: skip
+    rows = []
+    groups = [("all", None), ("region", "region_id"), ("kind", "kind"), ("theme", "theme")]
+    for gname, col in groups:
+        parts = [("all", d)] if col is None else list(d.groupby(col))
+        for key, g in parts:
+            rows.append({
+                "group": gname, "value": key, "n": len(g), "coverage": g.cover.mean(),
+                "mean_se": g.se.mean(), "sd_error": g.err.std(ddof=1), "bias": g.err.mean(),
+                "mean_z": g.z.mean(), "sd_z": g.z.std(ddof=1),
+                "mean_truth": g.truth.mean(), "significant": g.significant.mean(),
+                "pull_forward_est": g.pf_est.mean(), "pull_forward_true": g.pf_true.mean(),
+                "pull_forward_bias": g.pf_err.mean(), "pull_forward_mean_z": g.pf_z.mean(),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    from promo_analysis.simulate import simulate
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.003])
+    ap.add_argument(
+        "--region-sets", nargs="+",
+        default=["guangxi,shanxi", "guangxi,shanxi,beijing,zhejiang", "beijing,zhejiang"],
+    )  # fmt: skip
+    ap.add_argument("--null", action="store_true", help="also run the null scenario")
+    ap.add_argument("--controls", action="store_true", help="also run controls='regions'")
+    ap.add_argument("--alpha", type=float, default=0.05)
+    args = ap.parse_args()
+    scenarios = ["china-post-2022"] + (["china-post-2022-null"] if args.null else [])
+    out = []
+    for scale in args.scales:
+        for regions in args.region_sets:
+            regs = regions.split(",")
+            for scenario in scenarios:
+                per = []
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    with price_consistent_truth():
+                        ds = simulate(scenario, scale=scale, regions=regs, seed=seed)
+                    for ctl in [None, "regions"] if args.controls else [None]:
+                        m = evaluate(ds, alpha=args.alpha, controls=ctl)
+                        m["seed"], m["controls"] = seed, ctl or "none"
+                        per.append(m)
+                    print(
+                        f"{scenario} scale={scale} {regions} seed={seed}: "
+                        f"{time.perf_counter() - w0:.1f} s wall, "
+                        f"{time.process_time() - c0:.1f} s CPU, "
+                        f"load {os.getloadavg()[0]:.2f}", flush=True,
+                    )  # fmt: skip
+                m = pd.concat(per, ignore_index=True)
+                for ctl, mc in m.groupby("controls"):
+                    versions = [("raw", mc.incremental_revenue, -mc.pull_forward_revenue)]
+                    if scenario == "china-post-2022":
+                        versions.append(("price_consistent", mc.incremental_revenue_pc,
+                                         -mc.pull_forward_revenue_pc))  # fmt: skip
+                    for tv, truth_col, pf_true in versions:
+                        s = summarise(mc, truth_col, pf_true, args.alpha)
+                        s.insert(0, "truth_version", tv)
+                        s.insert(0, "controls", ctl)
+                        s.insert(0, "seeds", args.seeds)
+                        s.insert(0, "regions", regions)
+                        s.insert(0, "scale", scale)
+                        s.insert(0, "scenario", scenario)
+                        out.append(s)
+                        a = s[s.group == "all"].iloc[0]
+                        print(
+                            f"  controls={ctl} truth={tv}: n={a.n} coverage={a.coverage:.3f} "
+                            f"mean_z={a.mean_z:+.2f} sd_z={a.sd_z:.2f} "
+                            f"significant={a.significant:.3f} "
+                            f"pull-forward est {a.pull_forward_est:.0f} vs true "
+                            f"{a.pull_forward_true:.0f}", flush=True,
+                        )  # fmt: skip
+                df = pd.concat(out, ignore_index=True)
+                OUT.parent.mkdir(parents=True, exist_ok=True)
+                df.to_csv(OUT, index=False, float_format="%.4g")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"total CPU {ru.ru_utime + ru.ru_stime:.1f} s; wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
