@@ -33,11 +33,10 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
     return pc.binary_join_element_wise(prefix, digits, "").to_numpy(zero_copy_only=False)
 
 
-def _ts(tl: Timeline, seconds: np.ndarray) -> pd.Series:
-    base = np.datetime64(pd.Timestamp(tl.start).to_datetime64(), "s")
-    return pd.Series(base + seconds.astype("int64").astype("timedelta64[s]")).astype(
-        "datetime64[ns]"
-    )
+def _ts(tl: Timeline, seconds: np.ndarray) -> np.ndarray:
+    """``datetime64[ns]`` of seconds since the period start (built in ns: no pandas cast)."""
+    base = np.datetime64(pd.Timestamp(tl.start).to_datetime64(), "ns")
+    return base + (np.asarray(seconds, dtype=np.int64) * 1_000_000_000).astype("timedelta64[ns]")
 
 
 def _send_seconds(rec: dict, rng) -> np.ndarray:
@@ -94,12 +93,13 @@ def region_tables(
         {
             "customer_id": cid[keep],
             "region_id": region,
-            "known_since": _ts(tl, known[keep] * _DAY).dt.normalize(),
+            "known_since": _ts(tl, known[keep] * _DAY),  # whole days: midnight
             "segment": segs[people.segment[keep]],
             "wechat_contact": people.wechat[keep].astype(bool),
             "parcels_received": people.parcels_received[keep].astype(np.int64),
             "prior_sender": (people.kind[keep] == PRIOR),
-        }
+        },
+        copy=False,
     )
 
     # shipments in time order
@@ -193,7 +193,8 @@ def region_tables(
                 "threshold": rec["coupon_thr"][used],
                 "face_value": rec["coupon_face"][used],
                 "issue_channel": chan,
-            }
+            },
+            copy=False,
         )
     )
 
@@ -264,7 +265,8 @@ def region_tables(
             "coupon_id": coupon_of_rec,
             "campaign_id": camp_ids[rec["campaign"]],
             "payment": rec["payment"],
-        }
+        },
+        copy=False,
     )
 
     assignments = pd.DataFrame(
