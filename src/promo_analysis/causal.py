@@ -50,6 +50,7 @@ class _Prepared:
     X: pd.DataFrame  # encoded float covariates (no constant columns)
     binary_outcome: bool
     warnings: list[str]
+    groups: np.ndarray | None = None  # cluster codes 0..G-1 (cluster-robust SEs)
 
 
 def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
@@ -352,89 +353,106 @@ def _overlap_summary(e: np.ndarray, t: np.ndarray) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # estimators (on prepared arrays)
 # --------------------------------------------------------------------------------------------
-def _naive(y: np.ndarray, t: np.ndarray) -> tuple[float, float, dict[str, float]]:
+def _cluster_se(u: np.ndarray, groups: np.ndarray | None) -> float:
+    """SE from per-unit contributions ``u`` (estimate - truth ~ sum(u)).
+
+    With ``groups`` the contributions are summed within each cluster first (Liang & Zeger
+    1986), with the small-sample factor ``G / (G - 1)``.
+    """
+    if groups is None:
+        return float(np.sqrt(np.sum(u**2)))
+    sums = np.bincount(groups, weights=u)
+    G = int(np.count_nonzero(np.bincount(groups)))
+    if G < 2:
+        raise ValueError(f"cluster-robust SEs need at least 2 clusters, got {G}")
+    return float(np.sqrt(G / (G - 1) * np.sum(sums**2)))
+
+
+def _naive(
+    y: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[float, float, dict[str, float]]:
     y1, y0 = y[t == 1], y[t == 0]
     est = y1.mean() - y0.mean()
-    se = np.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0))
+    if groups is None:
+        se = np.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0))
+    else:
+        u = np.where(t == 1, (y - y1.mean()) / len(y1), -(y - y0.mean()) / len(y0))
+        se = _cluster_se(u, groups)
     return float(est), float(se), {"pom1": float(y1.mean()), "pom0": float(y0.mean())}
 
 
 def _regression(
-    y: np.ndarray, t: np.ndarray, X: np.ndarray, estimand: str
+    y: np.ndarray, t: np.ndarray, X: np.ndarray, estimand: str,
+    groups: np.ndarray | None = None,
 ) -> tuple[float, float, dict[str, float]]:
     """Lin (2013) interacted OLS, covariates centred at the target population's mean.
 
     The HC2 variance treats the centring point as fixed; the effect averaged over the target
     population also varies with its sample covariate mean, which adds ``g' S g / m`` (``g`` the
     interaction coefficients, ``S`` the covariance of X in the target population of size
-    ``m``; Imbens & Wooldridge 2009, sec. 5.3).
+    ``m``; Imbens & Wooldridge 2009, sec. 5.3). With ``groups``, both parts enter one
+    per-unit influence function (OLS: row of ``(D'D)^-1 d_i e_i``; centre: ``g'(x_i - xbar)/m``)
+    summed within clusters.
     """
     import statsmodels.api as sm
 
-    target = X if estimand == "ate" else X[t == 1]
+    in_target = np.ones(len(y), dtype=bool) if estimand == "ate" else t == 1
+    target = X[in_target]
     centre = target.mean(axis=0)
     Xc = X - centre
     k = X.shape[1]
     design = np.column_stack([np.ones(len(y)), t, Xc, t[:, None] * Xc])
-    res = sm.OLS(y, design).fit(cov_type="HC2")
-    est, var = float(res.params[1]), float(res.bse[1]) ** 2
-    if k:
-        g = np.asarray(res.params[2 + k:])
-        S = np.atleast_2d(np.cov(target, rowvar=False))
-        var += float(g @ S @ g) / len(target)
-    return est, float(np.sqrt(var)), {"pom0": float(res.params[0]),
-                                      "pom1": float(res.params[0] + est)}
-
-
-def _logit_correction(
-    Xs: np.ndarray, e: np.ndarray, t: np.ndarray, dpsi: np.ndarray
-) -> np.ndarray:
-    """Term that adds the estimation of a logistic propensity to an influence function.
-
-    ``dpsi`` is the mean derivative of the estimating function with respect to the logit
-    coefficients (one column per coefficient of ``[1, Xs]``); returns ``s_i' H^{-1} dpsi``
-    with ``s_i = (t_i - e_i) x_i`` and ``H = mean(e (1 - e) x x')``.
-    """
-    D = np.column_stack([np.ones(len(e)), Xs])
-    H = (D * (e * (1 - e))[:, None]).T @ D / len(e)
-    s = D * (t - e)[:, None]
-    return s @ np.linalg.solve(H, dpsi)
+    if groups is None:
+        res = sm.OLS(y, design).fit(cov_type="HC2")
+        est, var = float(res.params[1]), float(res.bse[1]) ** 2
+        if k:
+            g = np.asarray(res.params[2 + k:])
+            S = np.atleast_2d(np.cov(target, rowvar=False))
+            var += float(g @ S @ g) / len(target)
+        se = float(np.sqrt(var))
+        params = np.asarray(res.params)
+    else:
+        params, *_ = np.linalg.lstsq(design, y, rcond=None)
+        est = float(params[1])
+        a = np.linalg.pinv(design.T @ design)[1]
+        u = (design @ a) * (y - design @ params)
+        if k:
+            u = u + np.where(in_target, Xc @ params[2 + k:], 0.0) / len(target)
+        se = _cluster_se(u, groups)
+    return est, se, {"pom0": float(params[0]), "pom1": float(params[0] + est)}
 
 
 def _ipw(
-    y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Xs: np.ndarray | None
-) -> tuple[float, float, dict[str, float]]:
-    """Normalized (Hajek) IPW; influence-function SE, with the logit correction if ``Xs``."""
-    n = len(y)
-    D = None if Xs is None else np.column_stack([np.ones(n), Xs])
+    y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str
+) -> tuple[float, np.ndarray, np.ndarray, dict[str, float]]:
+    """Normalized (Hajek) IPW.
+
+    Returns the estimate, its influence function ``psi`` (per row), the per-row derivative
+    ``f`` of the estimating function with respect to the logit index (for the correction for
+    an estimated logistic propensity, see :func:`_logit_correction`) and the potential-outcome
+    means.
+    """
     if estimand == "ate":
         a1, a0 = t / e, (1 - t) / (1 - e)
         W1, W0 = a1.mean(), a0.mean()
         mu1, mu0 = np.sum(a1 * y) / a1.sum(), np.sum(a0 * y) / a0.sum()
         psi = a1 * (y - mu1) / W1 - a0 * (y - mu0) / W0
-        if D is not None:
-            d1 = -(t * (1 - e) / e * (y - mu1)) @ D / n / W1
-            d0 = ((1 - t) * e / (1 - e) * (y - mu0)) @ D / n / W0
-            psi = psi + _logit_correction(Xs, e, t, d1 - d0)
+        f = -t * (1 - e) / e * (y - mu1) / W1 - (1 - t) * e / (1 - e) * (y - mu0) / W0
     else:
         p = t.mean()
         r = (1 - t) * e / (1 - e)
         W0 = r.mean()
         mu1, mu0 = y[t == 1].mean(), np.sum(r * y) / r.sum()
         psi = t * (y - mu1) / p - r * (y - mu0) / W0
-        if D is not None:
-            d0 = (r * (y - mu0)) @ D / n / W0
-            psi = psi + _logit_correction(Xs, e, t, -d0)
-    est = mu1 - mu0
-    se = np.sqrt(np.mean(psi**2) / n)
-    return float(est), float(se), {"pom1": float(mu1), "pom0": float(mu0)}
+        f = -r * (y - mu0) / W0
+    return float(mu1 - mu0), psi, f, {"pom1": float(mu1), "pom0": float(mu0)}
 
 
 def _aipw(
     y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray,
     estimand: str,
-) -> tuple[float, float, dict[str, float]]:
-    n = len(y)
+) -> tuple[float, np.ndarray, np.ndarray, dict[str, float]]:
+    """Augmented IPW; returns estimate, influence function, logit-index derivative, POMs."""
     if estimand == "ate":
         phi1 = m1 + t * (y - m1) / e
         phi0 = m0 + (1 - t) * (y - m0) / (1 - e)
@@ -442,16 +460,37 @@ def _aipw(
         est = psi.mean()
         pom = {"pom1": float(phi1.mean()), "pom0": float(phi0.mean())}
         infl = psi - est
+        f = -t * (1 - e) / e * (y - m1) - (1 - t) * e / (1 - e) * (y - m0)
     else:
         p = t.mean()
         r = (1 - t) * e / (1 - e)
         num = t * (y - m0) - r * (y - m0)
         est = num.sum() / t.sum()
         infl = (num - t * est) / p
+        f = -r * (y - m0) / p
         mu1 = y[t == 1].mean()
         pom = {"pom1": float(mu1), "pom0": float(mu1 - est)}
-    se = np.sqrt(np.mean(infl**2) / n)
-    return float(est), float(se), pom
+    return float(est), infl, f, pom
+
+
+def _logit_correction(
+    Xl: np.ndarray, t: np.ndarray, e: np.ndarray, keep: np.ndarray, f: np.ndarray
+) -> np.ndarray:
+    """Per-unit term that adds the estimation of a logistic propensity (all ``n`` rows).
+
+    The estimate depends on the logit coefficients ``gamma`` through ``e``; to first order
+    it moves by ``dpsi' (gamma_hat - gamma)`` with ``dpsi = mean_kept(f_i [1, x_i])`` (``f``
+    the derivative of the estimating function with respect to the logit index) and
+    ``gamma_hat - gamma = mean_all(H^-1 s_i)``, ``s_i = (t_i - e_i) [1, x_i]``,
+    ``H = mean_all(e (1 - e) [1, x] [1, x]')`` (M-estimation stacking; Lunceford & Davidian
+    2004). Cross-fitted fold fits share this first-order term. Returns ``s_i' H^-1 dpsi / n``.
+    """
+    from promo_analysis.learners import solve_psd, weighted_gram
+
+    n, nk = len(t), int(keep.sum())
+    dpsi = np.concatenate([[f.sum()], f @ Xl[keep]]) / nk
+    v = solve_psd(weighted_gram(Xl, e * (1 - e)) / n, dpsi)
+    return (t - e) * (v[0] + Xl @ v[1:]) / n
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,8 +507,9 @@ def _core(
     Xl = Xa - Xa.mean(axis=0) if Xa.shape[1] else Xa
     notes: list[str] = []
     diag: dict[str, Any] = {"n_treated": int(t.sum()), "n_control": int(len(t) - t.sum())}
+    groups = prep.groups
     if method == "naive" and not with_diagnostics:
-        est, se, pom = _naive(y, t)
+        est, se, pom = _naive(y, t, groups)
         return est, se, pom, diag, notes
     ps_model, out_model, default_ps = _resolve_learners(learner, prep.binary_outcome)
     splits = _folds(t, folds, seed)
@@ -489,6 +529,7 @@ def _core(
             "(quasi-)perfect separation - some covariate pattern predicts treatment exactly; "
             "those rows have no comparable counterpart"
         )
+    e_fit = e  # the fitted propensities, before any clipping: the logit's own scores use them
     keep = np.ones(len(t), dtype=bool)
     if trim is not None and method in ("ipw", "aipw"):
         lo, hi = trim
@@ -509,7 +550,7 @@ def _core(
             f"{trimmed_by_arm['control']:,} control) had a propensity outside {tuple(trim)} and "
             "were dropped: the estimate refers to the population with overlap"
         )
-    tk, yk, ek, Xk = t[keep], y[keep], e[keep], Xa[keep]
+    tk, yk, ek = t[keep], y[keep], e[keep]
     if tk.sum() == 0 or tk.sum() == len(tk):
         raise ValueError(
             f"after trimming propensities to {trim}, no {'treated' if tk.sum() == 0 else 'control'} "
@@ -518,14 +559,11 @@ def _core(
         )
 
     if method == "naive":
-        est, se, pom = _naive(y, t)
+        est, se, pom = _naive(y, t, groups)
     elif method == "regression":
-        est, se, pom = _regression(y, t.astype(float), Xa, estimand)
+        est, se, pom = _regression(y, t.astype(float), Xa, estimand, groups)
     elif method == "ipw":
-        Xs = None
-        if default_ps and folds == 1 and Xa.shape[1] > 0 and n_trim == 0:
-            Xs = (Xk - Xk.mean(axis=0)) / Xk.std(axis=0)
-        est, se, pom = _ipw(yk, tk, ek, estimand, Xs)
+        est, psi, f, pom = _ipw(yk, tk, ek, estimand)
     else:
         m0 = np.empty(len(t))
         m1 = np.empty(len(t))
@@ -554,7 +592,14 @@ def _core(
                     yr = y[rows].astype(int) if proba else y[rows]
                     prev[arm] = _fit(out_model, Xl[rows], yr, "outcome", notes, prev[arm])
                     target[te] = _predict(prev[arm], Xl[te], proba)
-        est, se, pom = _aipw(yk, tk, ek, m0[keep], m1[keep], estimand)
+        est, psi, f, pom = _aipw(yk, tk, ek, m0[keep], m1[keep], estimand)
+    if method in ("ipw", "aipw"):
+        # per-unit contributions over all n rows (trimmed rows still shaped the propensity)
+        u = np.zeros(len(t))
+        u[keep] = psi / len(tk)
+        if default_ps and Xa.shape[1]:
+            u += _logit_correction(Xl, t, e_fit, keep, f)
+        se = _cluster_se(u, groups)
 
     if with_diagnostics:
         w = _weights(ek, tk, estimand)
@@ -597,6 +642,7 @@ def estimate_effect(
     seed: int = 0,
     alpha: float = 0.05,
     bootstrap: int = 0,
+    cluster: str | None = None,
 ) -> Estimate:
     """Effect of a binary treatment on an outcome under selection on observed covariates.
 
@@ -637,7 +683,15 @@ def estimate_effect(
     bootstrap : int
         If > 0, that many nonparametric bootstrap replicates of the whole procedure; the
         reported SE is the bootstrap SD and the CI the percentile interval (the analytic ones
-        stay in ``extra["se_analytic"]``, ``extra["ci_analytic"]``).
+        stay in ``extra["se_analytic"]``, ``extra["ci_analytic"]``). With ``cluster``, whole
+        clusters are resampled.
+    cluster : str, optional
+        Column identifying clusters of rows that are not independent -- e.g. ``customer_id``
+        in ``features.first_use_table``, where one customer can be a not-yet-treated control
+        row and later a treated row. The influence-function contributions (for
+        ``regression``: of the OLS fit and the target-population mean) are summed within
+        clusters before squaring (cluster-robust SE, factor ``G / (G - 1)``); the point
+        estimate does not change.
 
     Returns
     -------
@@ -659,6 +713,8 @@ def estimate_effect(
     if clash:
         raise ValueError(f"covariates must not include the treatment or outcome column: {clash}")
     prep = _prepare(data, treatment, outcome, covariates)
+    if cluster is not None:
+        prep.groups = _cluster_codes(data, cluster, (treatment, outcome, *covariates))
     smaller = int(min(prep.t.sum(), len(prep.t) - prep.t.sum()))
     if folds > 1 and smaller < folds:
         raise ValueError(
@@ -675,9 +731,9 @@ def estimate_effect(
         n = len(prep.t)
         failed = 0
         for b in range(int(bootstrap)):
-            idx = rng.integers(0, n, n)
+            idx, sub_groups = _resample(prep.groups, n, rng)
             sub = _Prepared(prep.t[idx], prep.y[idx], prep.X.iloc[idx].reset_index(drop=True),
-                            prep.binary_outcome, [])
+                            prep.binary_outcome, [], sub_groups)
             if sub.t.sum() in (0, n):
                 failed += 1
                 continue
@@ -707,6 +763,42 @@ def estimate_effect(
         label=f"{treatment} -> {outcome}", diagnostics=diag, warnings=warns, extra=extra,
         **kwargs,
     )
+
+
+def _cluster_codes(data: pd.DataFrame, cluster: str, used: Sequence[str]) -> np.ndarray:
+    if cluster not in data.columns:
+        raise KeyError(f"cluster column {cluster!r} is not in data; it has "
+                       f"{list(data.columns)[:20]}")
+    if cluster in used:
+        raise ValueError(f"cluster column {cluster!r} must not be the treatment, outcome or a "
+                         "covariate")
+    codes, uniques = pd.factorize(data[cluster])
+    if (codes < 0).any():
+        raise ValueError(
+            f"cluster column {cluster!r} has {int((codes < 0).sum()):,} missing value(s) of "
+            f"{len(codes):,} rows; every row needs a cluster (give singletons their own id)"
+        )
+    if len(uniques) < 2:
+        raise ValueError(f"cluster column {cluster!r} has {len(uniques)} cluster(s); "
+                         "cluster-robust SEs need at least 2")
+    return codes
+
+
+def _resample(
+    groups: np.ndarray | None, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bootstrap row indices: rows, or whole clusters (each draw a new cluster id)."""
+    if groups is None:
+        return rng.integers(0, n, n), None
+    order = np.argsort(groups, kind="stable")
+    sizes = np.bincount(groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    pick = rng.integers(0, len(sizes), len(sizes))
+    lengths = sizes[pick]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    within = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths)
+    idx = order[np.repeat(starts[pick], lengths) + within]
+    return idx, np.repeat(np.arange(len(pick)), lengths)
 
 
 def _normal(est: float, se: float, alpha: float) -> tuple[float, float, float]:

@@ -26,10 +26,10 @@ from scipy.linalg import blas
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-__all__ = ["LogisticIRLS", "LeastSquares"]
+__all__ = ["LogisticIRLS", "LeastSquares", "weighted_gram", "solve_psd"]
 
 
-def _gram(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+def weighted_gram(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """``[1, X]' diag(w) [1, X]`` (full symmetric matrix) without forming ``[1, X]``."""
     n, p = X.shape
     G = np.empty((p + 1, p + 1))
@@ -78,6 +78,11 @@ class _Solver:
         gs = g * self.d
         z = linalg.cho_solve(self.chol, gs) if self.chol is not None else self.pinv @ gs
         return z * self.d
+
+
+def solve_psd(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Solve ``H s = g`` for symmetric positive semi-definite ``H`` (minimum norm if singular)."""
+    return _Solver(H).solve(g)
 
 
 def _as_2d(X: Any) -> np.ndarray:
@@ -162,7 +167,7 @@ class LogisticIRLS(ClassifierMixin, BaseEstimator):
             g[1:] = r @ A
             g -= lam * beta
             if need_h:
-                H = _gram(A, mu * (1 - mu))
+                H = weighted_gram(A, mu * (1 - mu))
                 H[np.diag_indices(p + 1)] += lam
                 solver = _Solver(H)
                 self.n_hessians_ += 1
@@ -227,7 +232,7 @@ class LeastSquares(RegressorMixin, BaseEstimator):
         mean = A.mean(axis=0)
         Ac = A - mean
         ym = yv.mean()
-        G = _gram(Ac, None)[1:, 1:] if A.shape[1] else np.zeros((0, 0))
+        G = weighted_gram(Ac, None)[1:, 1:] if A.shape[1] else np.zeros((0, 0))
         b = (yv - ym) @ Ac
         coef = _Solver(G).solve(b) if A.shape[1] else np.zeros(0)
         self.coef_ = coef

@@ -276,3 +276,61 @@ def test_plots_draw_and_return_axes():
     ax = cplots.overlap_plot(ests["aipw"], trim=(0.01, 0.99))
     assert len(ax.patches) == 80
     plt.close("all")
+
+
+# ---------------------------------------------------------------------------- clusters
+@pytest.mark.parametrize("method", ["naive", "regression", "ipw", "aipw"])
+def test_cluster_of_duplicated_rows_recovers_the_original_se(method):
+    """Each unit entered twice (one cluster per unit) is no new information: the clustered SE
+    of the doubled data equals the clustered SE of the original with one row per cluster,
+    while ignoring the clusters shrinks it by sqrt(2)."""
+    df, _, _ = selection_dgp(1500, seed=21)
+    df["uid"] = np.arange(len(df))
+    twice = pd.concat([df, df], ignore_index=True)
+    kw = dict(method=method, estimand="att", folds=1, trim=None)
+    orig = causal.estimate_effect(df, "got_coupon", "sent", COVS, cluster="uid", **kw)
+    dup = causal.estimate_effect(twice, "got_coupon", "sent", COVS, cluster="uid", **kw)
+    naive_dup = causal.estimate_effect(twice, "got_coupon", "sent", COVS, **kw)
+    assert dup.estimate == pytest.approx(orig.estimate, abs=1e-7)
+    assert dup.se == pytest.approx(orig.se, rel=1e-6)
+    assert naive_dup.se == pytest.approx(orig.se / np.sqrt(2), rel=0.02)
+
+
+def test_singleton_clusters_scale_the_influence_function_se_by_g_over_g_minus_1():
+    df, _, _ = selection_dgp(1200, seed=22)
+    df["uid"] = np.arange(len(df))
+    for estimand in ("ate", "att"):
+        plain = causal.estimate_effect(df, "got_coupon", "sent", COVS, estimand=estimand)
+        clus = causal.estimate_effect(df, "got_coupon", "sent", COVS, estimand=estimand,
+                                      cluster="uid")
+        assert clus.estimate == plain.estimate
+        assert clus.se == pytest.approx(plain.se * np.sqrt(len(df) / (len(df) - 1)), rel=1e-10)
+
+
+def test_cluster_se_by_hand_for_the_difference_in_means():
+    d = tiny().assign(g=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    est = causal.estimate_effect(d, "t", "y", [], method="naive", cluster="g")
+    t, y = d.t.to_numpy(), d.y.to_numpy(float)
+    m1, m0 = y[t == 1].mean(), y[t == 0].mean()
+    u = np.where(t == 1, (y - m1) / 5, -(y - m0) / 7)
+    sums = np.array([u[d.g == k].sum() for k in range(6)])
+    assert est.se == pytest.approx(np.sqrt(6 / 5 * np.sum(sums**2)), rel=1e-12)
+
+
+def test_cluster_bootstrap_resamples_whole_clusters():
+    df, _, _ = selection_dgp(1500, seed=23)
+    twice = pd.concat([df, df], ignore_index=True).assign(uid=np.tile(np.arange(len(df)), 2))
+    est = causal.estimate_effect(twice, "got_coupon", "sent", COVS, method="ipw", folds=1,
+                                 cluster="uid", bootstrap=60, seed=3)
+    # row resampling would split pairs and shrink the spread by ~sqrt(2)
+    assert est.se == pytest.approx(est.extra["se_analytic"], rel=0.3)
+
+
+def test_bad_cluster_column_errors():
+    d = tiny()
+    with pytest.raises(KeyError, match="cluster column 'nope'"):
+        causal.estimate_effect(d, "t", "y", ["x"], cluster="nope")
+    with pytest.raises(ValueError, match="missing value"):
+        causal.estimate_effect(d.assign(g=[1.0] * 11 + [np.nan]), "t", "y", ["x"], cluster="g")
+    with pytest.raises(ValueError, match="must not be the treatment"):
+        causal.estimate_effect(d, "t", "y", ["x"], cluster="x")
