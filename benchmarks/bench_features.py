@@ -1,32 +1,87 @@
-"""Benchmark: customer table and first-use table at 1 M and 10 M shipments.
+"""Benchmark: customer table and first-use table on a simulated dataset of 1 M / 10 M / 50 M
+shipments, against a hand-written DuckDB SQL query and a plain pandas version.
 
-Compares ``features.customer_table`` (Ibis on DuckDB) with a hand-written DuckDB SQL query and a
-plain pandas sort + groupby computing the same columns, and times ``features.first_use_table``.
-Each case runs in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own.
+Targets (issue 9): ``features.customer_table`` and ``first_use_table`` within 1.5x of the
+hand-written DuckDB SQL of the same aggregation on the same Parquet files at 10 M and 50 M; at
+50 M at most half the wall time and a third of the peak memory of the pandas version; peak
+memory < 4 GB for every step at 50 M.
 
-Run:  .venv/bin/python benchmarks/bench_features.py [--sizes 1000000 10000000] [--repeat 1]
-Writes benchmarks/results/features.csv.
+Every method runs in a fresh subprocess (peak RSS is per step) on the dataset folder written by
+``promo_analysis.simulate.write_simulation`` (all 31 regions, shipments partitioned by region and
+month; cached in ``benchmarks/.cache/``, see ``_harness.py``). Wall and CPU seconds cover the
+step only (the dataset is opened and the engine warmed up before the clock starts); the load
+average before each step is recorded next to it.
+
+Methods:
+
+* ``ibis_customer_table`` -- ``features.customer_table(load_dataset(folder))``;
+* ``sql_customer_table`` -- the same table by one hand-written DuckDB query (streaming
+  ``arg_min`` / ``min(x, 2)`` group-by, left join, ``ORDER BY``) straight on the Parquet files;
+* ``sql_window_customer_table`` -- the textbook SQL (``row_number()`` window + filtered
+  aggregates), what the package did before; shows what the window costs;
+* ``pandas_customer_table`` -- read the needed columns, sort + groupby (what a user writes);
+* ``ibis_first_use_table`` -- ``features.first_use_table(ds)`` (engine part + seeded draw);
+* ``sql_first_use`` -- the engine part of the first-use table (customers + first shipment +
+  first eligible coupon, minus experiment participants) as one hand-written DuckDB query.
+
+Run:  .venv/bin/python benchmarks/bench_features.py [--sizes 1e6,1e7,5e7] [--data PATH]
+      [--methods ibis_customer_table,sql_customer_table]
+Writes benchmarks/results/features.csv (``--out`` to change).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "results" / "features.csv"
+sys.path.insert(0, str(HERE))
 
-SQL = """
+import _harness as h  # noqa: E402
+
+OUT = HERE / "results" / "features.csv"
+METHODS = [
+    "ibis_customer_table",
+    "sql_customer_table",
+    "sql_window_customer_table",
+    "pandas_customer_table",
+    "ibis_first_use_table",
+    "sql_first_use",
+]
+
+SQL_CUSTOMER_TABLE = """
+WITH hist AS (
+  SELECT customer_id,
+         min(sent_at) AS first_sent_at,
+         arg_min({'channel': channel, 'list_price': list_price, 'revenue': revenue,
+                  'coupon_id': coupon_id},
+                 {'t': sent_at, 'id': shipment_id}) AS f,
+         count(*) AS n_shipments,
+         sum(revenue) AS revenue,
+         max(sent_at) AS last_sent_at,
+         min(sent_at, 2)[2] AS second_sent_at,
+         count(coupon_id) AS n_coupon_shipments,
+         count(*) FILTER (WHERE coupon_id IS NULL AND discount = 0) AS n_full_price_shipments
+  FROM shipments GROUP BY customer_id
+)
+SELECT c.*, h.first_sent_at, h.f.channel AS first_channel, h.f.list_price AS first_list_price,
+       h.f.revenue AS first_revenue, (h.f.coupon_id IS NOT NULL)::TINYINT AS first_used_coupon,
+       h.f.coupon_id AS first_coupon_id, coalesce(h.n_shipments, 0) AS n_shipments,
+       coalesce(h.revenue, 0) AS revenue, h.last_sent_at, h.second_sent_at,
+       coalesce(h.n_coupon_shipments, 0) AS n_coupon_shipments,
+       coalesce(h.n_full_price_shipments, 0) AS n_full_price_shipments
+FROM customers c LEFT JOIN hist h USING (customer_id)
+ORDER BY c.customer_id
+"""
+
+SQL_WINDOW_CUSTOMER_TABLE = """
 WITH ranked AS (
-  SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY sent_at, shipment_id) - 1 AS rk
+  SELECT customer_id, sent_at, channel, list_price, revenue, coupon_id, discount,
+         row_number() OVER (PARTITION BY customer_id ORDER BY sent_at, shipment_id) - 1 AS rk
   FROM shipments
 ), hist AS (
   SELECT customer_id,
@@ -34,14 +89,14 @@ WITH ranked AS (
          max(channel) FILTER (WHERE rk = 0) AS first_channel,
          max(list_price) FILTER (WHERE rk = 0) AS first_list_price,
          max(revenue) FILTER (WHERE rk = 0) AS first_revenue,
-         max(CAST(coupon_id IS NOT NULL AS INT)) FILTER (WHERE rk = 0) AS first_used_coupon,
+         max(CAST(coupon_id IS NOT NULL AS TINYINT)) FILTER (WHERE rk = 0) AS first_used_coupon,
          max(coupon_id) FILTER (WHERE rk = 0) AS first_coupon_id,
          count(*) AS n_shipments,
          sum(revenue) AS revenue,
          max(sent_at) AS last_sent_at,
          min(sent_at) FILTER (WHERE rk = 1) AS second_sent_at,
-         sum(CAST(coupon_id IS NOT NULL AS BIGINT)) AS n_coupon_shipments,
-         sum(CAST(coupon_id IS NULL AND discount = 0 AS BIGINT)) AS n_full_price_shipments
+         count(coupon_id) AS n_coupon_shipments,
+         count(*) FILTER (WHERE coupon_id IS NULL AND discount = 0) AS n_full_price_shipments
   FROM ranked GROUP BY customer_id
 )
 SELECT c.*, h.* EXCLUDE (customer_id)
@@ -49,176 +104,135 @@ FROM customers c LEFT JOIN hist h USING (customer_id)
 ORDER BY c.customer_id
 """
 
+# the engine part of first_use_table (features/first_use.py, _prospect_frame), by hand
+SQL_FIRST_USE = """
+WITH hist AS (
+  SELECT customer_id, min(sent_at) AS first_sent_at,
+         arg_min({'revenue': revenue, 'list_price': list_price},
+                 {'t': sent_at, 'id': shipment_id}) AS f
+  FROM shipments GROUP BY customer_id
+), base AS (
+  SELECT c.*, date_trunc('day', c.known_since::TIMESTAMP) AS _known, h.first_sent_at,
+         h.f.revenue AS first_revenue, h.f.list_price AS _first_list_price
+  FROM customers c LEFT JOIN hist h USING (customer_id)
+  WHERE c.customer_id NOT IN (SELECT customer_id FROM assignments)
+), k AS (
+  SELECT k.customer_id, date_trunc('day', k.issued_at::TIMESTAMP) AS issued,
+         k.issued_at::TIMESTAMP AS issued_ts, k.coupon_id, k.threshold, k.face_value,
+         b._known <= date_trunc('day', k.issued_at::TIMESTAMP)
+           AND (b.first_sent_at IS NULL
+                OR b.first_sent_at >= date_trunc('day', k.issued_at::TIMESTAMP)) AS eligible
+  FROM coupons k JOIN base b USING (customer_id)
+), el AS (
+  SELECT customer_id,
+         arg_min({'issued': issued, 'coupon_id': coupon_id, 'threshold': threshold,
+                  'face': face_value}, {'t': issued_ts, 'id': coupon_id})
+           FILTER (WHERE eligible) AS e,
+         count(*) FILTER (WHERE NOT eligible) AS n_not_eligible
+  FROM k GROUP BY customer_id
+)
+SELECT base.*, el.e.issued AS _issued, el.e.coupon_id AS _coupon_id,
+       el.e.threshold AS _threshold, el.e.face AS _face, el.n_not_eligible
+FROM base LEFT JOIN el USING (customer_id)
+ORDER BY base.customer_id
+"""
 
-def make_frames(n_shipments: int, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Synthetic contract tables: ~1 customer per 5 shipments, a third of them prospects."""
-    rng = np.random.default_rng(seed)
-    n_cust = n_shipments // 5
-    start = np.datetime64("2021-01-01T00:00:00", "s")
-    span = 730 * 86400
-    cid = np.char.add("c", np.arange(n_cust).astype(str))
-    known = start + rng.integers(0, span // 2, n_cust).astype("timedelta64[s]")
-    customers = pd.DataFrame(
-        {
-            "customer_id": cid,
-            "region_id": rng.choice(["guangxi", "shanxi"], n_cust),
-            "known_since": known.astype("datetime64[ns]"),
-            "segment": rng.choice(["office", "campus", "mall", "residential", "other"], n_cust),
-            "wechat_contact": rng.random(n_cust) < 0.4,
-            "parcels_received": rng.poisson(2, n_cust),
-        }
+
+def _pandas_customer_table(folder: Path) -> pd.DataFrame:
+    """What a user would write: read the columns, sort, groupby."""
+    cols = ["shipment_id", "customer_id", "sent_at", "channel", "list_price", "discount",
+            "revenue", "coupon_id"]
+    parts = folder / "shipments"
+    src = parts if parts.is_dir() else folder / "shipments.parquet"
+    s = pd.read_parquet(src, columns=cols)
+    customers = pd.read_parquet(folder / "customers.parquet")
+    s = s.sort_values(["customer_id", "sent_at", "shipment_id"])
+    g = s.groupby("customer_id", sort=False)
+    first = g.nth(0).set_index("customer_id")
+    second = g.nth(1).set_index("customer_id")["sent_at"].rename("second_sent_at")
+    s["_coupon"] = s["coupon_id"].notna()
+    s["_full"] = s["coupon_id"].isna() & (s["discount"] == 0)
+    agg = s.groupby("customer_id").agg(
+        n_shipments=("shipment_id", "size"),
+        revenue=("revenue", "sum"),
+        last_sent_at=("sent_at", "max"),
+        n_coupon_shipments=("_coupon", "sum"),
+        n_full_price_shipments=("_full", "sum"),
     )
-    senders = rng.choice(n_cust, size=int(n_cust * 2 / 3), replace=False)
-    owner = senders[rng.integers(0, len(senders), n_shipments)]
-    sent = known[owner] + rng.integers(0, span // 2, n_shipments).astype("timedelta64[s]")
-    coupon = rng.random(n_shipments) < 0.15
-    lp = np.round(rng.lognormal(2.8, 0.3, n_shipments), 1)
-    disc = np.where(coupon, 3.0, 0.0)
-    shipments = pd.DataFrame(
-        {
-            "shipment_id": np.char.add("s", np.arange(n_shipments).astype(str)),
-            "customer_id": cid[owner],
-            "region_id": customers["region_id"].to_numpy()[owner],
-            "sent_at": sent.astype("datetime64[ns]"),
-            "channel": rng.choice(["station", "counter", "pickup_point", "online"], n_shipments),
-            "product": "express",
-            "list_price": lp,
-            "discount": disc,
-            "revenue": lp - disc,
-            "coupon_id": pd.Series(
-                np.where(coupon, np.char.add("k", np.arange(n_shipments).astype(str)), None),
-                dtype="string",
-            ),
-            "campaign_id": pd.Series(np.full(n_shipments, "m1"), dtype="string"),
-            "payment": "cash",
-        }
+    hist = first[["sent_at", "channel", "list_price", "revenue", "coupon_id"]].rename(
+        columns={"sent_at": "first_sent_at", "channel": "first_channel",
+                 "list_price": "first_list_price", "revenue": "first_revenue",
+                 "coupon_id": "first_coupon_id"}
     )
-    # personal coupons for a fifth of the customers (issued after they became known)
-    holders = rng.choice(n_cust, size=n_cust // 5, replace=False)
-    coupons = pd.DataFrame(
-        {
-            "coupon_id": np.char.add("q", np.arange(len(holders)).astype(str)),
-            "campaign_id": pd.Series(np.full(len(holders), "m1"), dtype="string"),
-            "customer_id": cid[holders],
-            "issued_at": (
-                known[holders] + rng.integers(0, 120 * 86400, len(holders)).astype("timedelta64[s]")
-            )
-            .astype("datetime64[D]")
-            .astype("datetime64[ns]"),
-            "threshold": rng.choice([12.0, 21.0], len(holders)),
-            "face_value": 3.0,
-            "issue_channel": "wechat",
-        }
-    )
-    coupons["face_value"] = np.where(coupons["threshold"] == 21.0, 5.0, 3.0)
-    coupons["expires_at"] = coupons["issued_at"] + pd.Timedelta(days=30)
-    return {"customers": customers, "shipments": shipments, "coupons": coupons}
+    hist = hist.join(agg).join(second)
+    return customers.merge(hist, left_on="customer_id", right_index=True, how="left")
 
 
-def run_case(method: str, n: int, repeat: int) -> dict:
-    frames = make_frames(n)
-    times = []
-    rows = 0
-    for _ in range(repeat):
-        if method == "pandas":
-            t0 = time.perf_counter()
-            s = frames["shipments"].sort_values(["customer_id", "sent_at", "shipment_id"])
-            g = s.groupby("customer_id", sort=False)
-            first = g.nth(0).set_index("customer_id")
-            second = g.nth(1).set_index("customer_id")["sent_at"].rename("second_sent_at")
-            s2 = s.assign(
-                _coupon=s["coupon_id"].notna(), _full=s["coupon_id"].isna() & (s["discount"] == 0)
-            )
-            agg = s2.groupby("customer_id").agg(
-                n_shipments=("shipment_id", "size"),
-                revenue=("revenue", "sum"),
-                last_sent_at=("sent_at", "max"),
-                n_coupon_shipments=("_coupon", "sum"),
-                n_full_price_shipments=("_full", "sum"),
-            )
-            hist = first[["sent_at", "channel", "list_price", "revenue", "coupon_id"]].rename(
-                columns={
-                    "sent_at": "first_sent_at",
-                    "channel": "first_channel",
-                    "list_price": "first_list_price",
-                    "revenue": "first_revenue",
-                    "coupon_id": "first_coupon_id",
-                }
-            )
-            hist = hist.join(agg).join(second)
-            out = frames["customers"].merge(
-                hist, left_on="customer_id", right_index=True, how="left"
-            )
-            rows = len(out)
-            times.append(time.perf_counter() - t0)
-            continue
-        from promo_analysis.dataset import Dataset
-        from promo_analysis.features.customers import customer_table
-        from promo_analysis.features.first_use import first_use_table
+def _sql_views(con, folder: Path) -> None:
+    h.sql_views(con, folder)
+    con.execute(f"CREATE VIEW assignments AS SELECT * FROM '{folder}/assignments.parquet'")
+    coupons = folder / "coupons"
+    src = (f"read_parquet('{coupons}/**/*.parquet', hive_partitioning = true)"
+           if coupons.is_dir() else f"'{folder}/coupons.parquet'")
+    con.execute(f"CREATE VIEW coupons AS SELECT * FROM {src}")
 
-        ds = Dataset.from_frames(frames)
-        if method == "duckdb_sql":
-            # the raw duckdb connection under Ibis; from_frames stored the frames (already of
-            # contract types here) as tables named after them
-            con = ds.con.con
-            t0 = time.perf_counter()
-            out = con.execute(SQL).df()
-        elif method == "ibis_customer_table":
-            t0 = time.perf_counter()
-            out = customer_table(ds)
-        elif method == "ibis_first_use_table":
-            t0 = time.perf_counter()
-            out = first_use_table(ds, as_of="2023-01-01")
-        else:
-            raise ValueError(method)
-        rows = len(out)
-        times.append(time.perf_counter() - t0)
-    import resource
 
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "method": method,
-        "shipments": n,
-        "rows_out": rows,
-        "seconds": min(times),
-        "peak_rss_mb": round(peak_mb),
-        "cpus": os.cpu_count(),
-    }
+def step(method: str, folder: Path) -> dict:
+    """Run one method once, timing only the step itself."""
+    if method.startswith("sql"):
+        import duckdb
+
+        con = duckdb.connect()
+        _sql_views(con, folder)
+        query = {"sql_customer_table": SQL_CUSTOMER_TABLE,
+                 "sql_window_customer_table": SQL_WINDOW_CUSTOMER_TABLE,
+                 "sql_first_use": SQL_FIRST_USE}[method]
+        con.execute("SELECT 1").fetchall()
+        with h.Timer() as t:
+            out = con.execute(query).df()
+    elif method == "pandas_customer_table":
+        import pyarrow  # noqa: F401  (imported before the clock, as the engines are)
+
+        with h.Timer() as t:
+            out = _pandas_customer_table(folder)
+    else:
+        from promo_analysis.dataset import load_dataset
+        from promo_analysis.features import customer_table, first_use_table
+
+        ds = load_dataset(folder)
+        ds.table("regions").count().to_pandas()  # warm up the connection, not timed
+        fn = {"ibis_customer_table": customer_table, "ibis_first_use_table": first_use_table}
+        with h.Timer() as t:
+            out = fn[method](ds)
+    return {"method": method, "wall_seconds": round(t.wall, 2), "cpu_seconds": round(t.cpu, 2),
+            "peak_rss_mb": h.peak_rss_mb(), "rows_out": len(out)}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    p.add_argument("--repeat", type=int, default=1)
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=["ibis_customer_table", "duckdb_sql", "pandas", "ibis_first_use_table"],
-    )
-    p.add_argument("--case", nargs=2, help=argparse.SUPPRESS)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1e6,1e7", help="shipments, e.g. 1e6,1e7,5e7")
+    p.add_argument("--data", help="a pre-generated dataset folder (then --sizes is ignored)")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--step", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.case:
-        print(json.dumps(run_case(args.case[0], int(args.case[1]), args.repeat)))
+    if args.step:
+        print(json.dumps(step(args.step[0], Path(args.step[1]))))
         return
+    folders = ([Path(args.data)] if args.data
+               else [h.dataset_for(n) for n in h.parse_sizes(args.sizes)])
     rows = []
-    for n in args.sizes:
-        for method in args.methods:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--case", method, str(n), "--repeat", str(args.repeat)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode:
-                print(proc.stderr[-2000:], file=sys.stderr)
-                rows.append({"method": method, "shipments": n, "error": proc.stderr[-300:]})
-                continue
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
+    for folder in folders:
+        n = h.count_shipments(folder)
+        for method in args.methods.split(","):
+            row = {"shipments": n, **h.run_step(__file__, [method, str(folder)])}
+            row.setdefault("method", method)
             print(row, flush=True)
-            rows.append(row)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT, index=False)
-    print(f"wrote {OUT}")
+            rows.append({**row, "dataset": folder.name, **h.machine()})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out, index=False)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

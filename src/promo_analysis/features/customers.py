@@ -1,8 +1,8 @@
 """The customer table: one row per known customer, sending history summarised in the engine.
 
 The shipments table is the only large table of a dataset. :func:`customer_table` reduces it to
-one row per customer with a single window pass (rank of each shipment within its customer) and
-one group-by, both written as Ibis expressions so that they run inside DuckDB (or Spark); only the
+one row per customer in one pass (a streaming group-by on DuckDB; a window rank plus a group-by
+on other engines), written as Ibis expressions so that it runs inside DuckDB (or Spark); only the
 per-customer result is pulled into pandas.
 """
 
@@ -12,6 +12,9 @@ from typing import Any
 
 import ibis
 import pandas as pd
+
+from .aggregates import arg_min, on_duckdb, smallest
+from .frames import to_frame
 
 __all__ = ["customer_table", "shipment_history", "CUSTOMER_COLUMNS", "HISTORY_COLUMNS"]
 
@@ -58,34 +61,100 @@ def _require(table: Any, name: str, columns: list[str]) -> None:
 def shipment_history(shipments: Any) -> Any:
     """Ibis expression: one row per ``customer_id`` of ``shipments`` with the history columns.
 
-    The building block of :func:`customer_table` (and of the first-use table), left lazy so that
-    callers can join it further inside the engine. Columns: ``customer_id`` and
-    :data:`HISTORY_COLUMNS`.
+    The building block of :func:`customer_table` (and of the first-use table and the retention
+    counts), left lazy so that callers can join it further inside the engine. Columns:
+    ``customer_id`` and :data:`HISTORY_COLUMNS`. A customer's first shipment is the one with
+    the earliest ``sent_at``, ties broken by ``shipment_id`` (so the result does not depend on
+    the engine's row order); the second shipment is the next one in that order.
+
+    On DuckDB this is one streaming group-by (``arg_min`` over the ``(sent_at, shipment_id)``
+    key for the first parcel, ``min(sent_at, 2)`` for the second); on other engines a window
+    ranks each customer's shipments first. Both give the same table (tests/spark).
     """
     s = shipments
+    has_coupon = s.coupon_id.notnull()
+    full_price = ~has_coupon & (s.discount == 0)
+    totals = {
+        "n_shipments": s.count(),
+        "revenue": s.revenue.sum(),
+        "last_sent_at": s.sent_at.max(),
+        "n_coupon_shipments": has_coupon.cast("int64").sum(),
+        "n_full_price_shipments": full_price.cast("int64").sum(),
+    }
+    if on_duckdb(s):
+        # no window: sorting 50 M shipments by customer costs several times the group-by
+        first_row = ibis.struct(
+            {
+                "channel": s.channel,
+                "list_price": s.list_price,
+                "revenue": s.revenue,
+                "coupon_id": s.coupon_id,
+            }
+        )
+        key = ibis.struct({"sent_at": s.sent_at, "shipment_id": s.shipment_id})
+        h = s.group_by("customer_id").aggregate(
+            first_sent_at=s.sent_at.min(),
+            _first=arg_min(first_row, key),
+            _two=smallest(s.sent_at, 2),
+            **totals,
+        )
+        first = h._first
+        return h.select(
+            "customer_id",
+            "first_sent_at",
+            first_channel=first["channel"],
+            first_list_price=first["list_price"],
+            first_revenue=first["revenue"],
+            first_used_coupon=ibis.ifelse(
+                first.isnull(), ibis.null("int8"), first["coupon_id"].notnull().cast("int8")
+            ),
+            first_coupon_id=first["coupon_id"],
+            n_shipments=h.n_shipments,
+            revenue=h.revenue,
+            last_sent_at=h.last_sent_at,
+            second_sent_at=h._two[1],
+            n_coupon_shipments=h.n_coupon_shipments,
+            n_full_price_shipments=h.n_full_price_shipments,
+        )
     # Rank each shipment within its customer: rank 0 is the first parcel, rank 1 the second.
-    # shipment_id breaks ties so that the result does not depend on the engine's row order.
     ranked = s.mutate(
         _rank=ibis.row_number().over(group_by=s.customer_id, order_by=[s.sent_at, s.shipment_id])
     )
     first = ranked._rank == 0
-    has_coupon = ranked.coupon_id.notnull()
-    full_price = ~has_coupon & (ranked.discount == 0)
-    history = ranked.group_by("customer_id").aggregate(
+    return ranked.group_by("customer_id").aggregate(
         first_sent_at=ranked.sent_at.min(),
         first_channel=ranked.channel.max(where=first),
         first_list_price=ranked.list_price.max(where=first),
         first_revenue=ranked.revenue.max(where=first),
-        first_used_coupon=has_coupon.cast("int8").max(where=first),
+        first_used_coupon=ranked.coupon_id.notnull().cast("int8").max(where=first),
         first_coupon_id=ranked.coupon_id.max(where=first),
         n_shipments=ranked.count(),
         revenue=ranked.revenue.sum(),
         last_sent_at=ranked.sent_at.max(),
         second_sent_at=ranked.sent_at.min(where=ranked._rank == 1),
-        n_coupon_shipments=has_coupon.cast("int64").sum(),
-        n_full_price_shipments=full_price.cast("int64").sum(),
+        n_coupon_shipments=ranked.coupon_id.notnull().cast("int64").sum(),
+        n_full_price_shipments=(ranked.coupon_id.isnull() & (ranked.discount == 0))
+        .cast("int64")
+        .sum(),
     )
-    return history
+
+
+def _check_unique(ids: pd.Series) -> None:
+    """The key rule of ``customers``, checked on the sorted ids of the result (equal
+    neighbours are duplicates; a missing id counts as a duplicate, as in ``validate``)."""
+    present = ids.dropna().to_numpy()
+    same = present[1:] == present[:-1] if len(present) > 1 else present[:0].astype(bool)
+    n_dup = len(ids) - (len(present) - int(same.sum()))
+    if n_dup:
+        if same.any():
+            example = present[1:][same][0]
+            times = int((present == example).sum())
+        else:
+            example, times = None, len(ids) - len(present)
+        raise ValueError(
+            f"table 'customers' must have one row per customer_id (key rule): {n_dup} "
+            f"duplicate row(s), e.g. customer_id={example!r} appears {times} times"
+        )
 
 
 def customer_table(ds: Any) -> pd.DataFrame:
@@ -137,43 +206,29 @@ def customer_table(ds: Any) -> pd.DataFrame:
             "the shipments; rename them before building the customer table"
         )
 
-    n_rows, n_ids = c.aggregate(n=c.count(), k=c.customer_id.nunique()).to_pandas().iloc[0].tolist()
-    if n_rows != n_ids:
-        dup = (
-            c.group_by("customer_id")
-            .aggregate(k=c.count())
-            .filter(lambda t: t.k > 1)
-            .limit(1)
-            .to_pandas()
-        )
-        raise ValueError(
-            f"table 'customers' must have one row per customer_id (key rule): {n_rows - n_ids} "
-            f"duplicate row(s), e.g. customer_id={dup.customer_id.iloc[0]!r} appears "
-            f"{int(dup.k.iloc[0])} times"
-        )
-
-    history = shipment_history(s)
-    history = history.rename(_cid="customer_id")
-    joined = c.left_join(history, c.customer_id == history._cid)
+    # One query: the customers joined (full outer) to the per-customer history, so that the
+    # shipments are read once; history rows without a customer are the orphans, counted below.
+    history = shipment_history(s).rename(_cid="customer_id")
+    known = c.mutate(_in_customers=ibis.literal(True))
+    joined = known.outer_join(history, known.customer_id == history._cid)
     expr = joined.select(
         *[joined[col] for col in c.columns],
+        joined._in_customers,
         *[joined[col] for col in HISTORY_COLUMNS],
-    ).mutate(
-        n_shipments=lambda t: t.n_shipments.fill_null(0),
-        revenue=lambda t: t.revenue.fill_null(0.0),
-        n_coupon_shipments=lambda t: t.n_coupon_shipments.fill_null(0),
-        n_full_price_shipments=lambda t: t.n_full_price_shipments.fill_null(0),
     )
-    # sorted here rather than by the engine: an ORDER BY over the joined result costs DuckDB
-    # more than sorting the small per-customer frame in pandas
-    df = expr.to_pandas().sort_values("customer_id", kind="stable", ignore_index=True)
-
+    df = to_frame(expr, sort_by=["customer_id"])
+    orphan = df["_in_customers"].isna().to_numpy()
+    orphans = int(df.loc[orphan, "n_shipments"].sum())
+    df = df.drop(columns="_in_customers")
+    if orphan.any():
+        df = df.loc[~orphan].reset_index(drop=True)
+    _check_unique(df["customer_id"])
+    for col in ("n_shipments", "n_coupon_shipments", "n_full_price_shipments"):
+        df[col] = df[col].fillna(0).astype("int64")
+    df["revenue"] = df["revenue"].fillna(0.0)
     # 0/1/null from the engine -> nullable boolean, vectorised
     df["first_used_coupon"] = df["first_used_coupon"].astype("Float64").astype("boolean")
-    for col in ("n_shipments", "n_coupon_shipments", "n_full_price_shipments"):
-        df[col] = df[col].astype("int64")
 
-    orphans = int(s.anti_join(c, s.customer_id == c.customer_id).count().to_pandas())
     df.attrs["exclusions"] = {"shipments_without_customer": orphans}
     df.attrs["warnings"] = (
         [

@@ -4,8 +4,9 @@ Two engine aggregations, both one pass over ``shipments`` for all groups at once
 
 * a group-by over ``(date, *by)`` for revenue, shipments, coupon shipments and discounts;
 * a group-by over ``customer_id`` for each customer's first shipment (time and the ``by``
-  values of that first shipment, via ``arg_min``), then counted per ``(date, *by)``: a new
-  customer is one whose first-ever shipment in the data is on that day.
+  values of that first shipment, via ``arg_min``; ties on ``sent_at`` broken by
+  ``shipment_id``), then counted per ``(date, *by)``: a new customer is one whose first-ever
+  shipment in the data is on that day.
 
 Only the small aggregated frames come into pandas, where days without shipments are filled with
 zeros so that every group has one row per calendar day.
@@ -16,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import ibis
 import pandas as pd
+
+from .aggregates import arg_min, on_duckdb
 
 __all__ = ["daily_series", "DAILY_METRICS"]
 
@@ -65,6 +69,28 @@ def _check(ds: Any, by: Sequence[str], metrics: Sequence[str]) -> tuple[Any, lis
     if "date" in by:
         raise ValueError("daily_series: `by` must not contain 'date' (it is always the time key)")
     return s, list(by), list(metrics)
+
+
+def _first_shipment_values(s: Any, by: list[str]) -> dict[str, Any]:
+    """Aggregates giving the ``by`` values of each customer's first shipment.
+
+    The first shipment is the earliest ``sent_at``, ties broken by ``shipment_id`` when the
+    table has one (as in ``customer_table``), so the groups do not depend on row order.
+    """
+    if not by:
+        return {}
+    key = (
+        ibis.struct({"sent_at": s.sent_at, "shipment_id": s.shipment_id})
+        if "shipment_id" in s.columns
+        else s.sent_at
+    )
+    if on_duckdb(s):
+        # one streaming arg_min for all by-columns; Ibis's argmin would compile to an ordered
+        # aggregate that sorts every customer's shipments
+        values = ibis.struct({b: s[b] for b in by})
+        first = arg_min(values, key)
+        return {"_by": first}
+    return {b: s[b].argmin(key) for b in by}
 
 
 def daily_series(
@@ -124,8 +150,10 @@ def daily_series(
     frames = [main]
     if "new_customers" in metrics:
         firsts = s.group_by("customer_id").aggregate(
-            _first=s.sent_at.min(), **{b: s[b].argmin(s.sent_at) for b in by}
+            _first=s.sent_at.min(), **_first_shipment_values(s, by)
         )
+        if "_by" in firsts.columns:
+            firsts = firsts.mutate(**{b: firsts._by[b] for b in by}).drop("_by")
         new = (
             firsts.group_by([firsts._first.date().name("date"), *by])
             .aggregate(new_customers=firsts.count())

@@ -1,0 +1,161 @@
+"""Shared benchmark harness: simulated datasets of a given size, steps timed in subprocesses.
+
+Datasets are cached under ``benchmarks/.cache/`` (git-ignored).
+
+Used by ``bench_features.py``, ``bench_retention.py`` and ``bench_campaigns.py``: every step
+reads the same simulated Parquet dataset (``promo_analysis.simulate.write_simulation``, all 31
+regions, shipments partitioned by region and month), so the numbers of the three scripts are
+comparable. A pilot run at a small scale finds the scale that gives the requested number of
+shipments (within a few percent); the dataset is written once and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+_PILOT_SCALE = 0.001
+
+
+def _make_cache() -> None:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # the folder ignores itself: generated datasets never reach git
+    (CACHE / ".gitignore").write_text("*\n")
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``"1e6,1e7,5e7"`` -> ``[1000000, 10000000, 50000000]``."""
+    return [int(float(x)) for x in text.split(",") if x.strip()]
+
+
+def _shipments_per_scale(seed: int) -> float:
+    pilot = CACHE / f"pilot-seed{seed}.json"
+    if pilot.exists():
+        return float(json.loads(pilot.read_text())["shipments_per_scale"])
+    from promo_analysis.simulate import simulate_frames
+
+    frames, _, _ = simulate_frames(scale=_PILOT_SCALE, regions="all", seed=seed)
+    per_scale = len(frames["shipments"]) / _PILOT_SCALE
+    _make_cache()
+    pilot.write_text(json.dumps({"shipments_per_scale": per_scale}) + "\n")
+    return per_scale
+
+
+def dataset_for(n_shipments: int, data: str | Path | None = None, seed: int = 0) -> Path:
+    """The folder of a simulated dataset with about ``n_shipments`` shipments.
+
+    ``data`` (a pre-generated dataset folder) is returned as it is. Otherwise the dataset is
+    taken from ``benchmarks/.cache/sim-<n>-seed<seed>/`` or generated there in a subprocess
+    (so the generator's memory is not charged to the caller).
+    """
+    if data is not None:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--data {folder}: not a folder")
+        return folder
+    folder = CACHE / f"sim-{n_shipments}-seed{seed}"
+    if (folder / "dataset.json").exists():
+        return folder
+    _make_cache()
+    scale = n_shipments / _shipments_per_scale(seed)
+    print(f"generating {folder} (scale {scale:.5f}) ...", file=sys.stderr, flush=True)
+    code = (
+        "from promo_analysis.simulate import write_simulation; "
+        f"write_simulation({str(folder)!r}, scale={scale!r}, regions='all', seed={seed}, "
+        "partitioned=True)"
+    )
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    info = {"scale": scale, "seconds": round(time.perf_counter() - t0, 1)}
+    (CACHE / f"{folder.name}.json").write_text(json.dumps(info) + "\n")
+    return folder
+
+
+def count_shipments(folder: Path) -> int:
+    """Rows of the dataset's shipments table (from the Parquet footers only)."""
+    import duckdb
+
+    con = duckdb.connect()
+    files = shipment_files(folder)
+    return int(con.execute("SELECT sum(num_rows) FROM parquet_file_metadata($1)",
+                           [files]).fetchone()[0])
+
+
+def run_step(script: str | Path, args: list[str], timeout: float | None = None) -> dict:
+    """Run ``script --step ARGS`` in a fresh interpreter; return the JSON it prints last.
+
+    The child times only the step itself (wall and CPU seconds of all its threads, after
+    imports and opening the dataset) and reports its own peak RSS, so memory is per step. The
+    1-minute load average before the step is added (wall times under load are inflated; CPU
+    seconds much less so). A failed step gives a row with ``error``.
+    """
+    load = os.getloadavg()[0]
+    proc = subprocess.run(
+        [sys.executable, str(script), "--step", *args],
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )
+    if proc.returncode:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        print(proc.stderr[-3000:], file=sys.stderr)
+        return {"error": tail[0][:300], "load_1min": round(load, 2)}
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row["load_1min"] = round(load, 2)
+    return row
+
+
+class Timer:
+    """Context manager measuring wall and process CPU seconds (all threads) of a block."""
+
+    def __enter__(self) -> Timer:
+        self._w, self._c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._w
+        self.cpu = time.process_time() - self._c
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def machine() -> dict:
+    """Where a result was measured: machine, cores, Python, DuckDB, UTC time."""
+    import platform
+
+    import duckdb
+
+    return {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+
+
+def shipment_files(folder: Path) -> list[str]:
+    """The Parquet files of the dataset's shipments table (a folder of parts or one file)."""
+    parts = folder / "shipments"
+    if parts.is_dir():
+        return sorted(str(f) for f in parts.rglob("*.parquet"))
+    return [str(folder / "shipments.parquet")]
+
+
+def sql_views(con, folder: Path) -> None:
+    """Register ``shipments`` and ``customers`` (and ``coupons``) of ``folder`` as views on a
+    raw DuckDB connection, reading the Parquet files directly (the hand-SQL references)."""
+    files = shipment_files(folder)
+    con.execute(
+        f"CREATE VIEW shipments AS SELECT * FROM read_parquet({files!r}, "
+        "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
+    )
+    con.execute(f"CREATE VIEW customers AS SELECT * FROM read_parquet('{folder}/customers.parquet')")

@@ -1,0 +1,58 @@
+"""Streaming per-group aggregates that Ibis has no portable, fast spelling for.
+
+Ibis compiles ``x.argmin(key)`` on DuckDB to ``FIRST(x ORDER BY key)``, an *ordered* aggregate:
+DuckDB buffers and sorts the rows of every group. DuckDB's own ``arg_min(x, key)`` and
+``min(x, n)`` keep one (or ``n``) candidate per group while streaming, which is what the
+per-customer first/second shipment needs on tens of millions of shipments. These helpers
+emit those DuckDB functions (as Ibis builtin aggregate UDFs, so the result stays a lazy Ibis
+expression); callers use them only when :func:`on_duckdb` is true and keep a portable Ibis
+expression for other engines (the Spark parity tests compare both).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+__all__ = ["on_duckdb", "arg_min", "smallest"]
+
+
+def on_duckdb(expr: Any) -> bool:
+    """Whether ``expr`` (an Ibis table or column) is bound to a DuckDB backend."""
+    try:
+        return ibis.get_backend(expr).name == "duckdb"
+    except Exception:  # unbound expressions (memtables only) run on Ibis's default, DuckDB
+        return False
+
+
+# the bodies of builtin UDFs are never called; their parameters name the arguments
+def _value_key(value: Any, key: Any) -> None: ...
+
+
+def _value_n(value: Any, n: Any) -> None: ...
+
+
+def arg_min(value: Any, key: Any) -> Any:
+    """DuckDB ``arg_min(value, key)``: ``value`` of the row with the smallest ``key``.
+
+    ``key`` may be a struct (compared field by field, e.g. ``(sent_at, shipment_id)`` for a
+    deterministic tie-break); ``value`` may be a struct to fetch several columns of that row in
+    one aggregate. Rows with a NULL ``key`` are skipped.
+    """
+    fn = ibis.udf.agg.builtin(
+        _value_key, name="arg_min", signature=((value.type(), key.type()), value.type())
+    )
+    return fn(value, key)
+
+
+def smallest(value: Any, n: int) -> Any:
+    """DuckDB ``min(value, n)``: the ``n`` smallest non-null values of the group, ascending,
+    as an array (shorter when the group has fewer values)."""
+    fn = ibis.udf.agg.builtin(
+        _value_n,
+        name="min",
+        signature=((value.type(), dt.int64), dt.Array(value.type())),
+    )
+    return fn(value, ibis.literal(int(n), type="int64"))

