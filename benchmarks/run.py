@@ -5,6 +5,10 @@ calibration studies (``calibration_*.py``, many seeds, minutes each) run only wi
 ``--calibration``. A script that fails does not stop the others; the exit code is non-zero
 if any failed.
 
+The scale ladder (``bench_scale.py``) runs here at 1 M shipments only (a few minutes); the
+10 M and 50 M rungs take most of an hour and run on their own:
+``python benchmarks/bench_scale.py --sizes 1e7,5e7 --resume``.
+
 Run:  .venv/bin/python benchmarks/run.py [--calibration] [--only campaigns,causal]
 """
 
@@ -17,6 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: arguments a script gets under ``make bench`` (the default of a standalone run is bigger)
+BENCH_ARGS = {"bench_scale.py": ["--sizes", "1e6"]}
 
 
 def main() -> int:
@@ -36,7 +42,8 @@ def main() -> int:
     for script in scripts:
         print(f"== {script.name}", flush=True)
         start = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        rc = subprocess.call([sys.executable, str(script), *BENCH_ARGS.get(script.name, [])],
+                             cwd=HERE.parent)
         print(f"== {script.name}: exit {rc} after {time.perf_counter() - start:.0f} s", flush=True)
         if rc != 0:
             failed.append(script.name)

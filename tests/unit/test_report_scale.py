@@ -96,12 +96,22 @@ def test_region_query_reads_only_its_partition(ds, folder):
 
 
 def test_build_inputs_region_by_region(ds, tmp_path):
+    from promo_analysis.report.sections import retention_frame
+
     paths = build_inputs(ds, REGIONS, PERIOD, COMPARE, tmp_path)
     ct = features.customer_table(ds)
+    end = pd.Timestamp("2023-01-01")
     for r in REGIONS:
         inp = load_inputs(paths[r])
-        assert len(inp.customers) == (ct["region_id"] == r).sum()
-        assert inp.meta["row_counts"]["customers"] == (ct["region_id"] == r).sum()
+        mine = ct[ct["region_id"] == r]
+        # only the retention cohort is written (customers acquired from the period start on),
+        # and the retention section's frame is the same as from the full customer table
+        acquired = mine[mine["first_sent_at"] >= pd.Timestamp(PERIOD.start)]
+        assert 0 < len(inp.customers) == len(acquired) < len(mine)
+        cols = ["days", "event", "acquired", "n_shipments", "n_coupon_shipments"]
+        _same(retention_frame(inp.customers, PERIOD.start, end)[cols],
+              retention_frame(mine.drop(columns="customer_id"), PERIOD.start, end)[cols])
+        assert inp.meta["row_counts"]["customers"] == len(mine)
         # the first-use exclusion counts are the region's own
         assert inp.meta["frame_attrs"]["first_use"]["exclusions"]
         assert set(inp.first_use["region_id"]) == {r}

@@ -2,7 +2,8 @@
 
 * :func:`render_reports` -- every region of a dataset through the template notebook
   (``notebooks/regional_report.ipynb``) into ``reports/<run-id>/``;
-* :func:`load_inputs` -- what a report notebook reads (its region's small aggregated frames);
+* :func:`load_inputs` -- what a report notebook reads (its region's small aggregated frames),
+  written by :func:`build_region_inputs` from :func:`region_dataset` (the region's rows only);
 * :mod:`~promo_analysis.report.sections` -- the report's sections, built from those inputs;
 * :mod:`~promo_analysis.report.kpis` -- headline KPI, channel-mix and monthly tables;
 * :mod:`~promo_analysis.report.privacy` -- small-cell suppression and identifier checks.
@@ -23,6 +24,8 @@ _NAMES = {
     "ReportParameterError": "params",
     "RegionInputs": "inputs",
     "build_inputs": "inputs",
+    "build_region_inputs": "inputs",
+    "region_dataset": "inputs",
     "load_inputs": "inputs",
     "open_inputs": "inputs",
     "kpi_table": "kpis",

@@ -269,8 +269,13 @@ def _region_frames(ds: Any, region: str, period: Period, compare: Period | None,
     if campaigns is not None:
         frames["campaigns"] = _split(campaigns, regions, national=True)[region]
     customers = features.customer_table(ds)
-    frames["customers"] = customers[customers["region_id"] == region].reset_index(drop=True)
-    del customers
+    # only the retention section reads it, and only customers acquired from the period start
+    # on (``sections.retention_frame``): prospects who never sent and earlier cohorts -- most
+    # rows at national scale -- are not written, nor loaded by every kernel
+    acquired = pd.to_datetime(customers["first_sent_at"]) >= pd.Timestamp(period.start)
+    keep = (customers["region_id"] == region) & acquired
+    frames["customers"] = customers.loc[keep].reset_index(drop=True)
+    del customers, acquired, keep
     first_use = features.first_use_table(ds)
     fu_attrs = dict(first_use.attrs)
     frames["first_use"] = first_use[first_use["region_id"] == region].reset_index(drop=True)
