@@ -38,9 +38,13 @@ Run::
     .venv/bin/python benchmarks/bench_scale.py --steps daily_series,ref_sql_daily --sizes 1e7
     .venv/bin/python benchmarks/bench_scale.py --summary                # markdown table
 
-Datasets go to ``--data-dir`` (default ``benchmarks/work/scale``) as ``national-<size>/`` and
-are reused by later runs. The scale giving the wanted number of shipments comes from a small
-pilot simulation (cached in ``<data-dir>/pilot.json``); the actual count is recorded.
+Datasets are those of the shared harness (``_harness.py``): ``benchmarks/.cache/sim-<n>-seed<s>/``,
+the same folders ``bench_features.py``, ``bench_retention.py`` and ``bench_campaigns.py`` use,
+so each size is generated once for all of them (``--data-dir`` to keep them elsewhere). When
+a size is not there yet, the ``simulate`` step writes (and times) it; the scale giving the
+wanted number of shipments comes from the harness's pilot simulation, and the actual count is
+recorded. The customer-table references are ``bench_features.py``'s (the same hand SQL and
+pandas code).
 ``--resume`` skips the steps that already have a successful row for the same data (a key over
 ``dataset.json`` and the names and sizes of the files).
 """
@@ -66,7 +70,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "scale.csv"
-DATA_DIR = HERE / "work" / "scale"
 
 STEPS = (
     "simulate",
@@ -109,63 +112,35 @@ FIELDS = [
 
 
 # --------------------------------------------------------------------------- child side
-def _shipment_files(data: Path) -> list[Path]:
-    folder = data / "shipments"
-    if folder.is_dir():
-        return sorted(folder.rglob("*.parquet"))
-    return [data / "shipments.parquet"]
-
-
 def _count_shipments(data: Path) -> int:
-    import pyarrow.parquet as pq
+    import _harness as h
 
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in _shipment_files(data))
+    return h.count_shipments(data)
 
 
 def _sql_parquet(data: Path) -> str:
     """A DuckDB ``read_parquet`` of the shipments part files (hive columns not needed)."""
-    folder = data / "shipments"
-    if folder.is_dir():
-        return f"read_parquet('{folder}/**/*.parquet', hive_partitioning = true)"
-    return f"read_parquet('{data / 'shipments.parquet'}')"
+    import _harness as h
+
+    return f"read_parquet({h.shipment_files(data)!r}, hive_partitioning = true)"
 
 
 def _ref_sql_customer(data: Path) -> int:
+    """bench_features' hand-written customer table, one DuckDB query on the Parquet files."""
+    import _harness as h
     import duckdb
-    from bench_features import SQL  # the hand-written customer table of bench_features
+    from bench_features import SQL_CUSTOMER_TABLE
 
     con = duckdb.connect()
-    con.sql(f"CREATE VIEW shipments AS SELECT * EXCLUDE (month) FROM {_sql_parquet(data)}")
-    con.sql(f"CREATE VIEW customers AS SELECT * FROM read_parquet('{data / 'customers.parquet'}')")
-    return len(con.sql(SQL).df())
+    h.sql_views(con, data)
+    return len(con.execute(SQL_CUSTOMER_TABLE).df())
 
 
 def _ref_pandas_customer(data: Path) -> int:
-    """What a user writes by hand: read the columns, sort, groupby customer."""
-    import pandas as pd
+    """bench_features' pandas customer table: read the columns, sort, groupby customer."""
+    from bench_features import _pandas_customer_table
 
-    cols = ["shipment_id", "customer_id", "sent_at", "channel", "list_price", "discount",
-            "revenue", "coupon_id"]
-    s = pd.read_parquet(data / "shipments", columns=cols)
-    customers = pd.read_parquet(data / "customers.parquet")
-    s = s.sort_values(["customer_id", "sent_at", "shipment_id"])
-    g = s.groupby("customer_id", sort=False)
-    first = g.nth(0).set_index("customer_id")
-    second = g.nth(1).set_index("customer_id")["sent_at"].rename("second_sent_at")
-    s["_coupon"] = s["coupon_id"].notna()
-    s["_full"] = s["coupon_id"].isna() & (s["discount"] == 0)
-    agg = s.groupby("customer_id").agg(
-        n_shipments=("shipment_id", "size"), revenue=("revenue", "sum"),
-        last_sent_at=("sent_at", "max"), n_coupon_shipments=("_coupon", "sum"),
-        n_full_price_shipments=("_full", "sum"),
-    )
-    hist = first[["sent_at", "channel", "list_price", "revenue", "coupon_id"]].rename(columns={
-        "sent_at": "first_sent_at", "channel": "first_channel", "list_price": "first_list_price",
-        "revenue": "first_revenue", "coupon_id": "first_coupon_id"})
-    hist["first_used_coupon"] = hist["first_coupon_id"].notna()
-    out = customers.merge(hist.join(agg).join(second), left_on="customer_id", right_index=True,
-                          how="left").sort_values("customer_id")
-    return len(out)
+    return len(_pandas_customer_table(data))
 
 
 _DAILY_SQL = """
@@ -195,7 +170,7 @@ def _ref_pandas_daily(data: Path) -> int:
 
     cols = ["customer_id", "region_id", "sent_at", "revenue", "discount", "coupon_id"]
     s = pd.read_parquet(data / "shipments", columns=cols)
-    s["region_id"] = s["region_id"].astype(str)
+    s["region_id"] = s["region_id"].astype(str)  # a hive partition column comes categorical
     s["date"] = s["sent_at"].dt.normalize()
     s["_coupon"] = s["coupon_id"].notna()
     totals = s.groupby(["date", "region_id"]).agg(
@@ -246,7 +221,8 @@ def _run_step(step: str, data: Path, scale: float, seed: int, workers: int) -> d
         from promo_analysis import validate
 
         report = validate(ds, strict=False)
-        return {"rows_out": len(getattr(report, "issues", []) or [])}
+        issues = getattr(report, "issues", None)
+        return {"rows_out": 0 if issues is None else len(issues)}
     if step == "customer_table":
         return {"rows_out": len(features.customer_table(ds))}
     if step == "daily_series":
@@ -274,7 +250,8 @@ def _child_main(step: str, data: str, scale: float, seed: int, workers: int) -> 
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out.update(inner_s=round(time.perf_counter() - t0, 3), maxrss_mb=max(self_rss, kids_rss) / 1024)
-    print("BENCH-SCALE-RESULT " + json.dumps(out), flush=True)
+    # on a line of its own: DuckDB's progress bar writes to stdout without a newline
+    print("\nBENCH-SCALE-RESULT " + json.dumps(out), flush=True)
 
 
 # --------------------------------------------------------------------------- parent side
@@ -332,8 +309,8 @@ def _measure(step: str, data: Path, scale: float, seed: int, workers: int) -> di
     tree_peak = poller.stop() if poller is not None else None
     result: dict = {}
     for line in stdout.splitlines():
-        if line.startswith("BENCH-SCALE-RESULT "):
-            result = json.loads(line.split(" ", 1)[1])
+        if "BENCH-SCALE-RESULT " in line:
+            result = json.loads(line.split("BENCH-SCALE-RESULT ", 1)[1])
     ok = proc.returncode == 0 and bool(result)
     peak = result.get("maxrss_mb")
     if tree_peak is not None and tree_peak > 0:
@@ -364,23 +341,6 @@ def _data_key(data: Path) -> str:
     for f in sorted(p for p in data.rglob("*") if p.is_file()):
         h.update(f"{f.relative_to(data).as_posix()}:{f.stat().st_size}\n".encode())
     return h.hexdigest()[:16]
-
-
-def _pilot(data_dir: Path, seed: int) -> float:
-    """Shipments per unit of scale on the national scenario (a small simulation, cached)."""
-    cache = data_dir / "pilot.json"
-    if cache.exists():
-        return float(json.loads(cache.read_text())["shipments_per_scale"])
-    from promo_analysis.simulate import simulate_frames
-
-    scale = 0.001
-    print(f"pilot: simulating all regions at scale {scale} to find the scale per shipment...",
-          flush=True)
-    frames, _, _ = simulate_frames("china-post-2022", scale=scale, regions="all", seed=seed)
-    rate = len(frames["shipments"]) / scale
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"scale": scale, "seed": seed, "shipments_per_scale": rate}))
-    return rate
 
 
 def _machine() -> dict:
@@ -524,10 +484,11 @@ def _estimate(steps: list[str], n: int, rows: list[dict]) -> float:
 
 
 def main() -> int:
+    sys.path.insert(0, str(HERE))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e6,1e7,5e7", help="shipment counts, e.g. 1e6,1e7")
-    ap.add_argument("--data-dir", type=Path, default=DATA_DIR,
-                    help="where the national-<size>/ datasets are written and reused")
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="folder of the sim-<n>-seed<s>/ datasets (default benchmarks/.cache)")
     ap.add_argument("--steps", default="", help=f"comma-separated subset of: {', '.join(STEPS)}")
     ap.add_argument("--resume", action="store_true",
                     help="skip steps with a successful row for the same data in the CSV")
@@ -540,6 +501,8 @@ def main() -> int:
     if args.summary:
         print(summary())
         return 0
+    import _harness as h
+
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] or list(STEPS)
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
@@ -554,7 +517,7 @@ def main() -> int:
           f"(load now {os.getloadavg()[0]:.1f})", flush=True)
     failed = 0
     for n in sizes:
-        data = args.data_dir / f"national-{_label(n)}"
+        data = (args.data_dir or h.CACHE) / f"sim-{n}-seed{args.seed}"
         have = (data / "dataset.json").exists()
         if args.regenerate and have:
             shutil.rmtree(data)
@@ -564,7 +527,7 @@ def main() -> int:
             meta = json.loads((data / "dataset.json").read_text())
             scale = float(meta.get("scale", 0) or 0)
         else:
-            scale = round(n / _pilot(args.data_dir, args.seed), 5)
+            scale = n / h._shipments_per_scale(args.seed)  # the harness's cached pilot
         todo = [s for s in steps if not (s == "simulate" and have)]
         if have and "simulate" in steps:
             print(f"[{_label(n)}] simulate: {data} exists, reused (not timed; --regenerate "
