@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "calibration_campaigns.csv"
@@ -108,10 +109,12 @@ def summarise(
     pf_err = m.pull_forward - pf_true
     d = pd.DataFrame({
         "cover": cover, "err": err, "z": err / m.se, "se": m.se, "truth": truth_col,
-        "significant": m.pvalue < alpha, "pf_err": pf_err, "pf_z": pf_err / m.pull_forward_se,
+        "significant": m.pvalue < alpha,
+        "significant_gain": (m.pvalue < alpha) & (m.estimate > 0), "pf_err": pf_err, "pf_z": pf_err / m.pull_forward_se,
         "pf_est": m.pull_forward, "pf_true": pf_true,
         "region_id": m.region_id, "kind": m.kind, "theme": m.theme,
     })  # fmt: skip
+    q = stats.norm.ppf(1 - alpha / 2)
     rows = []
     groups = [("all", None), ("region", "region_id"), ("kind", "kind"), ("theme", "theme")]
     for gname, col in groups:
@@ -122,8 +125,10 @@ def summarise(
                 "mean_se": g.se.mean(), "sd_error": g.err.std(ddof=1), "bias": g.err.mean(),
                 "mean_z": g.z.mean(), "sd_z": g.z.std(ddof=1),
                 "mean_truth": g.truth.mean(), "significant": g.significant.mean(),
+                "significant_gain": g.significant_gain.mean(),
                 "pull_forward_est": g.pf_est.mean(), "pull_forward_true": g.pf_true.mean(),
                 "pull_forward_bias": g.pf_err.mean(), "pull_forward_mean_z": g.pf_z.mean(),
+                "pull_forward_coverage": (g.pf_z.abs() <= q).mean(),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -166,10 +171,11 @@ def main() -> None:
                     )  # fmt: skip
                 m = pd.concat(per, ignore_index=True)
                 for ctl, mc in m.groupby("controls"):
-                    versions = [("raw", mc.incremental_revenue, -mc.pull_forward_revenue)]
-                    if scenario == "china-post-2022":
-                        versions.append(("price_consistent", mc.incremental_revenue_pc,
-                                         -mc.pull_forward_revenue_pc))  # fmt: skip
+                    versions = [
+                        ("raw", mc.incremental_revenue, -mc.pull_forward_revenue),
+                        ("price_consistent", mc.incremental_revenue_pc,
+                         -mc.pull_forward_revenue_pc),
+                    ]  # fmt: skip
                     for tv, truth_col, pf_true in versions:
                         s = summarise(mc, truth_col, pf_true, args.alpha)
                         s.insert(0, "truth_version", tv)
