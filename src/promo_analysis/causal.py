@@ -38,6 +38,8 @@ ESTIMANDS = ("ate", "att")
 SMD_THRESHOLD = 0.1
 #: propensities this close to 0 or 1 signal (quasi-)perfect separation
 _EXTREME = 1e-6
+#: above this many training rows the first logistic fit starts from a subsample fit
+_SUBSAMPLE_START = 200_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,13 +53,19 @@ class _Prepared:
     binary_outcome: bool
     warnings: list[str]
     groups: np.ndarray | None = None  # cluster codes 0..G-1 (cluster-robust SEs)
+    native: np.ndarray | None = None  # one column per covariate, categories as codes (trees)
+    cat_mask: np.ndarray | None = None  # which columns of ``native`` are categorical
 
 
-def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
+def _encode(
+    data: pd.DataFrame, covariates: Sequence[str]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Numeric/bool covariates as floats; strings and categoricals one-hot, first level dropped.
 
     Levels are ordered as strings (as ``pd.get_dummies`` does). The frame wraps one
     C-ordered float block, so ``to_numpy()`` is a view, not a copy of a million-row design.
+    Also returns the native design for tree learners -- one column per covariate, categories
+    as their level codes -- and its mask of categorical columns.
     """
     n = len(data)
     specs: list[tuple[str, Any]] = []
@@ -71,6 +79,10 @@ def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
             codes, levels = pd.factorize(s.astype(str), sort=True)
             specs.append((col, codes))
             names += [f"{col}={lv}" for lv in levels[1:]]
+    native = np.empty((n, len(specs)))
+    cat_mask = np.array([codes is not None for _, codes in specs], dtype=bool)
+    for j, (col, codes) in enumerate(specs):
+        native[:, j] = data[col].to_numpy(dtype=float) if codes is None else codes
     A = np.zeros((n, len(names)))
     k = 0
     for col, codes in specs:
@@ -83,12 +95,12 @@ def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
             A[rows, k + codes[rows] - 1] = 1.0
             k += m
     if not names:
-        return pd.DataFrame(index=data.index)
+        return pd.DataFrame(index=data.index), native, cat_mask
     varying = A.max(axis=0) > A.min(axis=0)
     if not varying.all():
         A = np.ascontiguousarray(A[:, varying])
         names = [c for c, v in zip(names, varying, strict=True) if v]
-    return pd.DataFrame(A, columns=names, index=data.index, copy=False)
+    return pd.DataFrame(A, columns=names, index=data.index, copy=False), native, cat_mask
 
 
 def _prepare(
@@ -144,9 +156,10 @@ def _prepare(
             "effect estimate would be exactly 0 with no uncertainty; check the outcome window"
         )
     binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
-    X = _encode(data, covariates)
+    X, native, cat_mask = _encode(data, covariates)
     warns = _separation_checks(data, covariates, X, t)
-    return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns)
+    return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns, native=native,
+                     cat_mask=cat_mask)
 
 
 def _separation_checks(
@@ -210,18 +223,29 @@ def _default_outcome(binary: bool):
     return LeastSquares()
 
 
-def _resolve_learners(learner: Any, binary: bool) -> tuple[Any, Any, bool]:
-    """Return (propensity, outcome, propensity_is_default_logit)."""
-    from sklearn.base import clone
+def _hgb(classifier: bool, cat_mask: np.ndarray | None) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+    cls = HistGradientBoostingClassifier if classifier else HistGradientBoostingRegressor
+    # native categorical splits on the level codes (no one-hot: 20 columns, not 60, to bin
+    # and histogram); early stopping on a 10 % validation split ends the boosting once the
+    # held-out loss stops improving, which at a million rows is well before max_iter
+    cats = cat_mask if cat_mask is not None and cat_mask.any() else None
+    return cls(categorical_features=cats, early_stopping=True, max_iter=200,
+               n_iter_no_change=10, random_state=0)
+
+
+def _resolve_learners(
+    learner: Any, binary: bool, cat_mask: np.ndarray | None = None
+) -> tuple[Any, Any, bool, bool]:
+    """Return (propensity, outcome, propensity_is_default_logit, uses_native_design)."""
+    from sklearn.base import clone
+
     if learner is None or learner == "linear":
-        return _default_propensity(), _default_outcome(binary), True
+        return _default_propensity(), _default_outcome(binary), True, False
     if isinstance(learner, str):
         if learner == "hgb":
-            out = (HistGradientBoostingClassifier(random_state=0) if binary
-                   else HistGradientBoostingRegressor(random_state=0))
-            return HistGradientBoostingClassifier(random_state=0), out, False
+            return _hgb(True, cat_mask), _hgb(binary, cat_mask), False, True
         raise ValueError(f"learner must be None, 'linear', 'hgb', an estimator or a dict; "
                          f"got {learner!r}")
     if isinstance(learner, dict):
@@ -243,29 +267,41 @@ def _resolve_learners(learner: Any, binary: bool) -> tuple[Any, Any, bool]:
             )
     if not hasattr(ps, "predict_proba"):
         raise ValueError("the propensity learner must be a classifier with predict_proba")
-    return ps, out, default_ps
+    return ps, out, default_ps, False
 
 
-def _fit(model: Any, X: np.ndarray, y: np.ndarray, role: str, notes: list[str],
+def _fit(model: Any, blocks: list[np.ndarray], y: np.ndarray, role: str, notes: list[str],
          init: Any = None) -> Any:
-    """Fit a clone of ``model``; warnings become notes. ``init`` warm-starts a linear learner
-    from the previous fold's fit (same optimum, fewer Newton steps)."""
+    """Fit a clone of ``model`` on the row-wise stack of ``blocks``; warnings become notes.
+
+    The linear learners fit on the blocks directly and warm-start from ``init``, the previous
+    fold's fit (same optimum, fewer Newton steps); other learners get one stacked copy.
+    """
     from sklearn.base import clone
 
-    from promo_analysis.learners import LogisticIRLS
+    from promo_analysis.learners import LeastSquares, LogisticIRLS
 
     m = clone(model)
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         if isinstance(m, LogisticIRLS):
-            m.fit(X, y, init=init)
+            if init is None and len(y) > _SUBSAMPLE_START:
+                # start the first fold from a fit on a strided subsample: its Newton steps
+                # are cheap and leave the full fit a few reused-Hessian steps from the optimum
+                step = len(y) // (_SUBSAMPLE_START // 4)
+                ys = np.split(y, np.cumsum([len(B) for B in blocks])[:-1])
+                init = clone(model).fit(np.concatenate([B[::step] for B in blocks]),
+                                        np.concatenate([yk[::step] for yk in ys]))
+            m.fit_blocks(blocks, y, init=init)
             if not m.converged_:
                 msg = (f"{role} model: the logistic fit did not converge in {m.max_iter} Newton "
                        "steps (separation?); predictions near 0/1 are unreliable")
                 if msg not in notes:
                     notes.append(msg)
+        elif isinstance(m, LeastSquares):
+            m.fit_blocks(blocks, y)
         else:
-            m.fit(X, y)
+            m.fit(blocks[0] if len(blocks) == 1 else np.concatenate(blocks), y)
     for w in caught:
         msg = f"{role} model: {w.category.__name__}: {str(w.message).splitlines()[0]}"
         if msg not in notes:
@@ -286,6 +322,40 @@ def _folds(t: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.nd
 
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(skf.split(np.zeros(n), t))
+
+
+class _FoldLayout:
+    """The design with rows sorted by (arm, fold): every training set of cross-fitting --
+    all arms or one arm, all folds but one -- is then at most four contiguous views of one
+    array, so a million-row design is copied once, not once per fold and model."""
+
+    def __init__(self, X: np.ndarray, t: np.ndarray, fold: np.ndarray, nfolds: int,
+                 rows: np.ndarray | None = None):
+        rows = np.arange(len(t)) if rows is None else rows
+        self.rows = rows[np.lexsort((fold[rows], t[rows]))]  # original row of each position
+        self.X = X[self.rows]
+        key = t[self.rows] * nfolds + fold[self.rows]
+        edges = np.searchsorted(key, np.arange(2 * nfolds + 1))
+        self.span = {(a, k): (int(edges[a * nfolds + k]), int(edges[a * nfolds + k + 1]))
+                     for a in (0, 1) for k in range(nfolds)}
+        self.nfolds = nfolds
+
+    def pieces(self, arms: tuple[int, ...], folds: list[int]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for a in arms:
+            for k in folds:
+                s, e = self.span[a, k]
+                if e == s:
+                    continue
+                if out and out[-1][1] == s:
+                    out[-1] = (out[-1][0], e)
+                else:
+                    out.append((s, e))
+        return out
+
+    def train(self, arms: tuple[int, ...], k: int) -> list[tuple[int, int]]:
+        others = [j for j in range(self.nfolds) if j != k] or [k]  # folds=1: fit = predict
+        return self.pieces(arms, others)
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,26 +572,45 @@ def _core(
 ) -> tuple[float, float, dict[str, float], dict[str, Any], list[str]]:
     t, y, X = prep.t, prep.y, prep.X
     Xa = X.to_numpy(dtype=float)
-    # the learners see a centred design: it conditions the Newton fits of the linear learners;
-    # predictions of models with an intercept (and of trees) do not change
-    Xl = Xa - Xa.mean(axis=0) if Xa.shape[1] else Xa
     notes: list[str] = []
     diag: dict[str, Any] = {"n_treated": int(t.sum()), "n_control": int(len(t) - t.sum())}
     groups = prep.groups
     if method == "naive" and not with_diagnostics:
         est, se, pom = _naive(y, t, groups)
         return est, se, pom, diag, notes
-    ps_model, out_model, default_ps = _resolve_learners(learner, prep.binary_outcome)
+    ps_model, out_model, default_ps, native = _resolve_learners(
+        learner, prep.binary_outcome, prep.cat_mask)
     splits = _folds(t, folds, seed)
+    fold = np.empty(len(t), dtype=np.int64)
+    for k, (_, test) in enumerate(splits):
+        fold[test] = k
+    centre = Xa.mean(axis=0) if Xa.shape[1] else None
+
+    def layout(rows: np.ndarray | None = None) -> _FoldLayout | None:
+        if Xa.shape[1] == 0:
+            return None
+        if native:  # tree learners split on the raw covariates, categories as level codes
+            return _FoldLayout(prep.native, t, fold, len(splits), rows)
+        lay = _FoldLayout(Xa, t, fold, len(splits), rows)
+        # a centred design conditions the Newton fits of the linear learners; predictions of
+        # models with an intercept do not change
+        lay.X -= centre
+        return lay
+
+    lay = lay_ps = layout()
 
     e = np.empty(len(t))
-    if Xa.shape[1] == 0:  # no covariates: the propensity is the treated share
+    if lay is None:  # no covariates: the propensity is the treated share
         e[:] = t.mean()
     else:
+        tp = t[lay.rows]
         prev = None
-        for train, test in splits:
-            prev = _fit(ps_model, Xl[train], t[train], "propensity", notes, prev)
-            e[test] = _predict(prev, Xl[test], True)
+        for k in range(len(splits)):
+            pcs = lay.train((0, 1), k)
+            prev = _fit(ps_model, [lay.X[a:b] for a, b in pcs],
+                        np.concatenate([tp[a:b] for a, b in pcs]), "propensity", notes, prev)
+            for a, b in lay.pieces((0, 1), [k]):
+                e[lay.rows[a:b]] = _predict(prev, lay.X[a:b], True)
     n_extreme = int(((e < _EXTREME) | (e > 1 - _EXTREME)).sum())
     if n_extreme:
         notes.append(
@@ -569,36 +658,45 @@ def _core(
         m1 = np.empty(len(t))
         # outcome models on the trimmed sample, cross-fitted on the same folds
         proba = prep.binary_outcome and hasattr(out_model, "predict_proba")
-        prev: dict[int, Any] = {0: None, 1: None}
-        for train, test in splits:
-            tr = train[keep[train]]
-            te = test[keep[test]]
-            if len(te) == 0:
+        if lay is not None and n_trim:
+            lay = None  # free it before building the layout of the kept rows
+            lay = layout(np.flatnonzero(keep))
+        for arm, target in ((0, m0), (1, m1)):
+            if arm == 1 and estimand == "att":
                 continue
-            for arm, target in ((0, m0), (1, m1)):
-                if arm == 1 and estimand == "att":
-                    continue
-                rows = tr[t[tr] == arm]
-                if len(rows) == 0:
+            if lay is None:
+                # nothing to overfit: the full-sample arm mean (AIPW = difference in means)
+                target[:] = y[keep & (t == arm)].mean()
+                continue
+            yp = y[lay.rows]
+            prev = None
+            for k in range(len(splits)):
+                pcs = lay.train((arm,), k)
+                if not pcs:
                     raise ValueError(f"a training fold has no {'treated' if arm else 'control'}"
                                      " rows; use fewer folds")
-                if Xa.shape[1] == 0:
-                    # nothing to overfit: the full-sample arm mean (AIPW = difference in means)
-                    target[te] = y[keep & (t == arm)].mean()
-                elif np.all(y[rows] == y[rows[0]]):
+                yr = np.concatenate([yp[a:b] for a, b in pcs])
+                test = lay.pieces((0, 1), [k])
+                if np.all(yr == yr[0]):
                     # e.g. nobody in this arm of this fold sent: predict that constant
-                    target[te] = y[rows[0]]
-                else:
-                    yr = y[rows].astype(int) if proba else y[rows]
-                    prev[arm] = _fit(out_model, Xl[rows], yr, "outcome", notes, prev[arm])
-                    target[te] = _predict(prev[arm], Xl[te], proba)
+                    for a, b in test:
+                        target[lay.rows[a:b]] = yr[0]
+                    continue
+                prev = _fit(out_model, [lay.X[a:b] for a, b in pcs],
+                            yr.astype(int) if proba else yr, "outcome", notes, prev)
+                for a, b in test:
+                    target[lay.rows[a:b]] = _predict(prev, lay.X[a:b], proba)
         est, psi, f, pom = _aipw(yk, tk, ek, m0[keep], m1[keep], estimand)
     if method in ("ipw", "aipw"):
         # per-unit contributions over all n rows (trimmed rows still shaped the propensity)
         u = np.zeros(len(t))
         u[keep] = psi / len(tk)
-        if default_ps and Xa.shape[1]:
-            u += _logit_correction(Xl, t, e_fit, keep, f)
+        if default_ps and lay_ps is not None and not native:
+            # in layout order: the centred design is not copied back to the original order
+            r = lay_ps.rows
+            f_all = np.zeros(len(t))
+            f_all[keep] = f
+            u[r] += _logit_correction(lay_ps.X, t[r], e_fit[r], keep[r], f_all[r][keep[r]])
         se = _cluster_se(u, groups)
 
     if with_diagnostics:
@@ -733,7 +831,8 @@ def estimate_effect(
         for b in range(int(bootstrap)):
             idx, sub_groups = _resample(prep.groups, n, rng)
             sub = _Prepared(prep.t[idx], prep.y[idx], prep.X.iloc[idx].reset_index(drop=True),
-                            prep.binary_outcome, [], sub_groups)
+                            prep.binary_outcome, [], sub_groups, prep.native[idx],
+                            prep.cat_mask)
             if sub.t.sum() in (0, n):
                 failed += 1
                 continue

@@ -132,18 +132,37 @@ class LogisticIRLS(ClassifierMixin, BaseEstimator):
         is reused until the steps stop shrinking fast -- a chord Newton method, which
         converges to the same optimum.
         """
-        A = _as_2d(X)
+        return self.fit_blocks([X], y, init=init)
+
+    def fit_blocks(
+        self, blocks: list[Any], y: Any, init: LogisticIRLS | None = None
+    ) -> LogisticIRLS:
+        """Fit on the row-wise stack of ``blocks`` (e.g. views of one array) without forming
+        it; ``y`` is the stacked target. Otherwise as :meth:`fit`."""
+        Bs = [_as_2d(B) for B in blocks]
+        p = Bs[0].shape[1]
+        if any(B.shape[1] != p for B in Bs):
+            raise ValueError("all blocks must have the same number of columns")
         yv = np.asarray(y).astype(np.float64).ravel()
-        if len(yv) != len(A):
-            raise ValueError(f"X has {len(A)} rows but y has {len(yv)}")
+        n = sum(len(B) for B in Bs)
+        if len(yv) != n:
+            raise ValueError(f"X has {n} rows but y has {len(yv)}")
         if not np.isin(yv, (0.0, 1.0)).all():
             raise ValueError("y must be binary 0/1")
-        n, p = A.shape
+        cuts = np.cumsum([len(B) for B in Bs])[:-1]
+
+        def index(b: np.ndarray) -> np.ndarray:
+            parts = [B @ b[1:] for B in Bs]
+            return (parts[0] if len(parts) == 1 else np.concatenate(parts)) + b[0]
+
+        def xt(r: np.ndarray) -> np.ndarray:
+            return sum(rk @ B for rk, B in zip(np.split(r, cuts), Bs, strict=True))
+
         lam = np.zeros(p + 1)
         if np.isfinite(self.C):
-            mean = A.mean(axis=0)
-            var = np.einsum("ij,ij->j", A, A) / n - mean**2
-            lam[1:] = np.clip(var, 0, None) / self.C
+            mean = sum(B.sum(axis=0) for B in Bs) / n
+            sq = sum(np.einsum("ij,ij->j", B, B) for B in Bs) / n
+            lam[1:] = np.clip(sq - mean**2, 0, None) / self.C
         if init is not None and getattr(init, "coef_", None) is not None:
             if init.coef_.shape[1] != p:
                 raise ValueError(f"init was fitted on {init.coef_.shape[1]} columns, X has {p}")
@@ -153,7 +172,7 @@ class LogisticIRLS(ClassifierMixin, BaseEstimator):
         else:
             beta = np.zeros(p + 1)
             H = solver = None
-        eta = A @ beta[1:] + beta[0]
+        eta = index(beta)
         loss = self._loss(eta, yv, beta, lam)
         need_h = solver is None
         prev_dec = np.inf
@@ -164,10 +183,12 @@ class LogisticIRLS(ClassifierMixin, BaseEstimator):
             r = yv - mu
             g = np.empty(p + 1)
             g[0] = r.sum()
-            g[1:] = r @ A
+            g[1:] = xt(r)
             g -= lam * beta
             if need_h:
-                H = weighted_gram(A, mu * (1 - mu))
+                w = mu * (1 - mu)
+                H = sum(weighted_gram(B, wk) for B, wk in zip(Bs, np.split(w, cuts),
+                                                                strict=True))
                 H[np.diag_indices(p + 1)] += lam
                 solver = _Solver(H)
                 self.n_hessians_ += 1
@@ -181,7 +202,7 @@ class LogisticIRLS(ClassifierMixin, BaseEstimator):
             t = 1.0
             while True:
                 nb = beta + t * step
-                neta = A @ nb[1:] + nb[0]
+                neta = index(nb)
                 nloss = self._loss(neta, yv, nb, lam)
                 if nloss <= loss + 1e-12 * abs(loss) or t < 1e-10:
                     break
@@ -225,16 +246,25 @@ class LeastSquares(RegressorMixin, BaseEstimator):
     """
 
     def fit(self, X: Any, y: Any) -> LeastSquares:
-        A = _as_2d(X)
+        return self.fit_blocks([X], y)
+
+    def fit_blocks(self, blocks: list[Any], y: Any) -> LeastSquares:
+        """Fit on the row-wise stack of ``blocks`` without forming it."""
+        Bs = [_as_2d(B) for B in blocks]
         yv = np.asarray(y, dtype=np.float64).ravel()
-        if len(yv) != len(A):
-            raise ValueError(f"X has {len(A)} rows but y has {len(yv)}")
-        mean = A.mean(axis=0)
-        Ac = A - mean
+        n, p = sum(len(B) for B in Bs), Bs[0].shape[1]
+        if len(yv) != n:
+            raise ValueError(f"X has {n} rows but y has {len(yv)}")
+        mean = sum(B.sum(axis=0) for B in Bs) / n
         ym = yv.mean()
-        G = weighted_gram(Ac, None)[1:, 1:] if A.shape[1] else np.zeros((0, 0))
-        b = (yv - ym) @ Ac
-        coef = _Solver(G).solve(b) if A.shape[1] else np.zeros(0)
+        G = np.zeros((p, p))
+        b = np.zeros(p)
+        for B, yk in zip(Bs, np.split(yv, np.cumsum([len(B) for B in Bs])[:-1]), strict=True):
+            Bc = B - mean  # one block at a time: centred normal equations stay well conditioned
+            if p:
+                G += weighted_gram(Bc, None)[1:, 1:]
+            b += (yk - ym) @ Bc
+        coef = _Solver(G).solve(b) if p else np.zeros(0)
         self.coef_ = coef
         self.intercept_ = float(ym - mean @ coef)
         return self
