@@ -33,11 +33,12 @@ def test_simulate_bad_region_exits_2(tmp_path):
 
 
 def test_simulate_workers_flag(tmp_path):
-    out = tmp_path / "two"
+    # the flag reaches write_simulation (worker pools: tests/unit/test_simulate_parallel.py)
+    out = tmp_path / "one"
     r = CliRunner().invoke(
         app,
         ["simulate", "--scale", "0.0005", "--regions", "guangxi,shanxi", "--seed", "0",
-         "--workers", "2", "--out", str(out)],
+         "--workers", "1", "--out", str(out)],
     )
     assert r.exit_code == 0, r.output
     assert json.loads((out / "dataset.json").read_text())["regions"] == ["guangxi", "shanxi"]

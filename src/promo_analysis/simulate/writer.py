@@ -58,6 +58,20 @@ PARTITIONS = {
 
 
 _REGION_TABLES = ("customers", "coupons", "shipments", "survey", "assignments")
+_ROW_GROUP = 1 << 20
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc keeps it otherwise), so a worker's next
+    region starts from a small footprint. A no-op where ``malloc_trim`` does not exist."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 #: staging subfolder of the per-region Arrow files that the parent merges into one Parquet file
 _SPOOL = "_regions"
 
@@ -114,13 +128,15 @@ def _region_files(region: str, sc: Scenario, tl, scale: float, seed: int, folder
         if partitioned and table in PARTITIONS:
             n_parts[table] = _write_parts(folder, table, df, schema, region)
             continue
-        arrow = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
         files[table] = str(spool / f"{region}.{table}.arrow")
+        # in row-group-sized batches: the Arrow copy of the rows never exists all at once
         with pa.OSFile(files[table], "wb") as sink, pa.ipc.new_file(sink, schema) as w:
-            w.write_table(arrow)
-        n_parts[table] = len(df)
-        del arrow, df
-    del part["tables"]  # free the region's rows before returning
+            for lo in range(0, max(len(df), 1), _ROW_GROUP):
+                w.write_table(pa.Table.from_pandas(df.iloc[lo : lo + _ROW_GROUP], schema=schema,
+                                                   preserve_index=False))
+        part["tables"][table] = df = None  # free each table once it is spooled
+    del part["tables"]
+    _release_free_memory()
     return {**part, "files": files, "schemas": schemas, "n_parts": n_parts}
 
 
@@ -148,7 +164,7 @@ class _Writers:
             self.writers[table] = pq.ParquetWriter(
                 self.folder / f"{table}.parquet", self.schemas[table]
             )
-        self.writers[table].write_table(arrow, row_group_size=1 << 20)
+        self.writers[table].write_table(arrow, row_group_size=_ROW_GROUP)
 
     def add_region(self, result: dict) -> None:
         """Merge a :func:`_region_files` result: append its spooled tables (then delete the
@@ -159,12 +175,15 @@ class _Writers:
                 self.n_parts[table] = self.n_parts.get(table, 0) + result["n_parts"][table]
                 continue
             path = Path(result["files"][table])
-            with pa.memory_map(str(path)) as src:
-                arrow = pa.ipc.open_file(src).read_all()
-                if not arrow.schema.equals(self.schemas[table]):
-                    arrow = arrow.cast(self.schemas[table])
-                self._append(table, arrow)
-                del arrow
+            # batch by batch (no memory map): the parent holds one row group at a time
+            with pa.OSFile(str(path), "rb") as src:
+                reader = pa.ipc.open_file(src)
+                for i in range(reader.num_record_batches):
+                    arrow = pa.Table.from_batches([reader.get_batch(i)])
+                    if not arrow.schema.equals(self.schemas[table]):
+                        arrow = arrow.cast(self.schemas[table])
+                    self._append(table, arrow)
+                    del arrow
             path.unlink()
 
     def finish(self, table: str) -> dict:
