@@ -1,9 +1,15 @@
 """Benchmark: daily series from many shipments, and campaign effects for 31 regions x 25 campaigns.
 
-Targets (issue 6): daily series from 50 M shipments under 5 s; campaign effects for 31 regions x
-25 campaigns under 60 s. Run standalone::
+Targets (issue 6, 9): daily series from 50 M shipments under 5 s and at least 5x faster than
+pandas; campaign effects for 31 regions x 25 campaigns under 60 s.
 
-    .venv/bin/python benchmarks/bench_campaigns.py --shipments 50000000
+The daily series (``features.daily_series`` by region) runs on the simulated Parquet dataset of
+each size (``_harness.dataset_for``, cached in ``benchmarks/.cache/``, or ``--data PATH``), each
+method in a fresh subprocess (peak RSS per step; wall and CPU seconds of the step only; load
+average before it), next to the same two aggregations hand-written in DuckDB SQL and a plain
+pandas version. Campaign effects run on a synthetic daily panel in this process. Run::
+
+    .venv/bin/python benchmarks/bench_campaigns.py --sizes 1e6,1e7,5e7 [--data PATH]
 
 Writes ``benchmarks/results/campaigns.csv`` (one row per measurement).
 """
@@ -11,83 +17,78 @@ Writes ``benchmarks/results/campaigns.csv`` (one row per measurement).
 from __future__ import annotations
 
 import argparse
-import platform
-import tempfile
-import time
+import json
+import os
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent / "results" / "campaigns.csv"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _harness as h  # noqa: E402
+
+RESULTS = HERE / "results" / "campaigns.csv"
+DAILY_METHODS = ["daily_series", "sql_daily_series", "pandas_daily_series"]
 
 
-class _ParquetTables:
-    """The part of a Dataset that ``daily_series`` uses: ``table(name)`` -> Ibis table."""
+DAILY_SQL = [
+    # the same two aggregations as features.daily_series, hand-written on the Parquet files
+    "SELECT sent_at::DATE AS date, region_id, sum(revenue) AS revenue, count(*) AS shipments, "
+    "count(coupon_id) AS coupon_shipments, sum(discount) AS discount "
+    "FROM shipments GROUP BY 1, 2",
+    "SELECT date, region_id, count(*) AS new_customers FROM ("
+    "  SELECT customer_id, min(sent_at)::DATE AS date, arg_min(region_id, sent_at) AS region_id"
+    "  FROM shipments GROUP BY 1) GROUP BY 1, 2",
+]
 
-    def __init__(self, con, paths: dict[str, Path]):
-        self._t = {k: con.read_parquet(str(v), table_name=k) for k, v in paths.items()}
 
-    def table(self, name: str):
-        return self._t[name]
+def _pandas_daily(folder: Path) -> pd.DataFrame:
+    """What a user would write: read the columns, two groupbys."""
+    parts = folder / "shipments"
+    src = parts if parts.is_dir() else folder / "shipments.parquet"
+    s = pd.read_parquet(src, columns=["customer_id", "region_id", "sent_at", "revenue",
+                                      "discount", "coupon_id"])
+    s["date"] = s["sent_at"].dt.normalize()
+    s["_coupon"] = s["coupon_id"].notna()
+    main = s.groupby(["date", "region_id"], observed=True).agg(
+        revenue=("revenue", "sum"), shipments=("revenue", "size"),
+        coupon_shipments=("_coupon", "sum"), discount=("discount", "sum"))
+    first = s.loc[s.groupby("customer_id")["sent_at"].idxmin(), ["date", "region_id"]]
+    new = first.groupby(["date", "region_id"], observed=True).size().rename("new_customers")
+    return main.join(new, how="outer").fillna(0).reset_index()
 
 
-def bench_daily(n: int, folder: Path) -> dict:
-    import duckdb
-    import ibis
+def step(method: str, folder: Path) -> dict:
+    """One daily-series method on the dataset folder, timing only the step."""
+    if method == "sql_daily_series":
+        import duckdb
 
-    from promo_analysis.features.daily import daily_series
+        con = duckdb.connect()
+        h.sql_views(con, folder)
+        con.execute("SELECT 1").fetchall()
+        with h.Timer() as t:
+            out = [con.execute(q).df() for q in DAILY_SQL][0]
+    elif method == "pandas_daily_series":
+        import pyarrow  # noqa: F401
 
-    path = folder / "shipments.parquet"
-    t0 = time.perf_counter()
-    # synthetic shipments written by DuckDB itself (2 years, 31 regions, 10% coupons)
-    duckdb.sql(
-        f"""
-        COPY (
-          SELECT 's' || i AS shipment_id,
-                 'c' || (hash(i) % {max(n // 8, 1)}) AS customer_id,
-                 'r' || (hash(i * 7) % 31) AS region_id,
-                 TIMESTAMP '2021-01-01' + to_seconds((hash(i * 13) % (730 * 86400))::BIGINT)
-                   AS sent_at,
-                 (10 + (hash(i * 17) % 300) / 10.0)::DOUBLE AS list_price,
-                 CASE WHEN hash(i * 19) % 10 = 0 THEN 3.0 ELSE 0.0 END AS discount,
-                 CASE WHEN hash(i * 19) % 10 = 0 THEN 'k' || i END AS coupon_id
-          FROM range({n}) t(i)
-        ) TO '{path}' (FORMAT parquet)
-        """
-    )
-    write_s = time.perf_counter() - t0
-    con = ibis.duckdb.connect()
-    ds = _ParquetTables(con, {"shipments": path})
-    # revenue = list_price - discount is a column of the contract; add it as a view
-    s = ds.table("shipments")
-    ds._t["shipments"] = s.mutate(revenue=s.list_price - s.discount)
-    ds.table("shipments").limit(1).to_pandas()  # warm up: imports and connection, not timed
-    t0 = time.perf_counter()
-    out = daily_series(ds)
-    secs = time.perf_counter() - t0
-    # the same two aggregations hand-written in DuckDB SQL, for the overhead of the Ibis path
-    raw = duckdb.connect()
-    t0 = time.perf_counter()
-    raw.sql(
-        f"SELECT sent_at::DATE d, region_id, sum(list_price - discount), count(*), "
-        f"count(coupon_id), sum(discount) FROM '{path}' GROUP BY 1, 2"
-    ).df()
-    raw.sql(
-        f"SELECT d, region_id, count(*) FROM (SELECT customer_id, min(sent_at)::DATE d, "
-        f"arg_min(region_id, sent_at) region_id FROM '{path}' GROUP BY 1) GROUP BY 1, 2"
-    ).df()
-    raw_secs = time.perf_counter() - t0
-    return {
-        "what": "daily_series",
-        "raw_duckdb_seconds": round(raw_secs, 2),
-        "size": n,
-        "seconds": round(secs, 2),
-        "target_seconds": 5.0 * n / 50e6,
-        "rows_out": len(out),
-        "setup_seconds": round(write_s, 1),
-    }
+        with h.Timer() as t:
+            out = _pandas_daily(folder)
+    elif method == "daily_series":
+        from promo_analysis.dataset import load_dataset
+        from promo_analysis.features import daily_series
+
+        ds = load_dataset(folder)
+        ds.table("regions").count().to_pandas()  # warm up the connection, not timed
+        with h.Timer() as t:
+            out = daily_series(ds)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return {"what": method, "wall_seconds": round(t.wall, 2), "cpu_seconds": round(t.cpu, 2),
+            "peak_rss_mb": h.peak_rss_mb(), "rows_out": len(out)}
 
 
 def bench_effects(n_regions: int = 31, n_campaigns: int = 25, seed: int = 0) -> dict:
@@ -138,38 +139,53 @@ def bench_effects(n_regions: int = 31, n_campaigns: int = 25, seed: int = 0) -> 
                 }  # fmt: skip
             )
     camps = pd.DataFrame(rows)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), h.Timer() as t:
         warnings.simplefilter("ignore")
         res = estimate_campaign_effects(daily, camps, short_pre="skip")
-    secs = time.perf_counter() - t0
     return {
         "what": "campaign_effects",
-        "raw_duckdb_seconds": np.nan,
         "size": len(res.table),
-        "seconds": round(secs, 2),
+        "wall_seconds": round(t.wall, 2),
+        "cpu_seconds": round(t.cpu, 2),
         "target_seconds": 60.0,
         "rows_out": len(res.table),
-        "setup_seconds": 0.0,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shipments", type=int, default=10_000_000)
+    parser.add_argument("--sizes", default="1e6,1e7", help="shipments, e.g. 1e6,1e7,5e7")
+    parser.add_argument("--data", help="a pre-generated dataset folder (then --sizes is ignored)")
+    parser.add_argument("--methods", default=",".join(DAILY_METHODS))
     parser.add_argument("--regions", type=int, default=31)
     parser.add_argument("--campaigns", type=int, default=25)
+    parser.add_argument("--no-effects", action="store_true", help="skip campaign_effects")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--step", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step:
+        print(json.dumps(step(args.step[0], Path(args.step[1]))))
+        return
+    folders = ([Path(args.data)] if args.data
+               else [h.dataset_for(n) for n in h.parse_sizes(args.sizes)])
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        results.append(bench_daily(args.shipments, Path(tmp)))
-    results.append(bench_effects(args.regions, args.campaigns))
-    df = pd.DataFrame(results).assign(
-        machine=platform.machine(), python=platform.python_version(),
-        date=pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M"),
-    )  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(RESULTS, index=False)
+    for folder in folders:
+        n = h.count_shipments(folder)
+        for method in args.methods.split(","):
+            row = {"size": n, "target_seconds": 5.0 * n / 50e6 if method == "daily_series"
+                   else np.nan, **h.run_step(__file__, [method, str(folder)])}
+            row.setdefault("what", method)
+            print(row, flush=True)
+            results.append({**row, "dataset": folder.name})
+    if not args.no_effects:
+        load = os.getloadavg()[0]
+        row = bench_effects(args.regions, args.campaigns)
+        results.append({**row, "load_1min": round(load, 2)})
+        print(results[-1], flush=True)
+    df = pd.DataFrame(results).assign(**h.machine())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
     print(df.to_string(index=False))
 
 

@@ -1,133 +1,130 @@
-"""Benchmark: cohort matrix and Kaplan-Meier on large shipment tables (engine-side counts).
+"""Benchmark: cohort matrix and Kaplan-Meier on simulated datasets (engine-side counts).
 
 Targets (issue 5): cohort matrix over 50 M shipments < 15 s; Kaplan-Meier over 10 M customers
-< 10 s -- aggregate in the engine (DuckDB), finish in memory.
+< 10 s -- the engine aggregates (``features.cohort_counts``, ``features.survival_table``), pandas
+finishes (``retention.cohort_matrix``, ``retention.kaplan_meier``).
 
-Synthetic shipments are generated inside DuckDB (no pandas copy of the big table) and written
-as Parquet; the dataset folder is then opened with ``load_dataset`` like any user's data.
-About one customer per 5 shipments, so 50 M shipments have 10 M customers.
+Each step runs in a fresh subprocess on the simulated Parquet dataset of each size
+(``_harness.dataset_for``: ``write_simulation``, all 31 regions, partitioned shipments, cached in
+``benchmarks/.cache/``; or ``--data PATH``): wall and CPU seconds of the step only, its peak RSS,
+the load average before it. Hand-written DuckDB SQL of the same engine aggregations on the same
+Parquet files is measured in the same run for reference.
 
-Run:  .venv/bin/python benchmarks/bench_retention.py [--sizes 1000000 5000000] [--keep]
+Run:  .venv/bin/python benchmarks/bench_retention.py [--sizes 1e6,1e7,5e7] [--data PATH]
 Writes benchmarks/results/retention.csv (one row per size and step).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import shutil
-import tempfile
-import time
+import json
+import sys
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _harness as h  # noqa: E402
+
 OUT = HERE / "results" / "retention.csv"
+STEPS = ["cohort_matrix", "sql_cohort_counts", "kaplan_meier", "sql_survival_counts"]
+
+# monthly cohorts, 12 periods, as cohort_counts(ds, freq="M", periods=12)
+SQL_COHORT = """
+WITH act AS (
+  SELECT DISTINCT customer_id, date_trunc('month', sent_at)::DATE AS period FROM shipments
+), k AS (
+  SELECT period, min(period) OVER (PARTITION BY customer_id) AS cohort FROM act
+)
+SELECT cohort, date_diff('month', cohort, period) AS k, count(*) AS active
+FROM k WHERE date_diff('month', cohort, period) < 12 GROUP BY 1, 2
+"""
+
+# time from first to second parcel by coupon use of the first, as survival_table(ds)
+SQL_SURVIVAL = """
+WITH f AS (
+  SELECT customer_id, min(sent_at) AS first_sent_at, min(sent_at, 2)[2] AS second_sent_at,
+         arg_min(coupon_id IS NOT NULL, {'t': sent_at, 'id': shipment_id}) AS coupon
+  FROM shipments GROUP BY customer_id
+), t AS (
+  SELECT coupon, second_sent_at IS NOT NULL AND second_sent_at <= $end AS event,
+         floor((epoch(CASE WHEN second_sent_at IS NOT NULL AND second_sent_at <= $end
+                          THEN second_sent_at ELSE $end END) - epoch(first_sent_at)) / 86400)
+           AS duration
+  FROM f WHERE first_sent_at <= $end
+)
+SELECT coupon, duration, event, count(*) AS count FROM t GROUP BY 1, 2, 3
+"""
 
 
-def make_folder(n_shipments: int, folder: Path, seed: int = 0) -> None:
-    """Write customers, shipments and regions Parquet files for ``n_shipments`` parcels."""
-    n_cust = max(n_shipments // 5, 1)
-    con = duckdb.connect()
-    con.execute(f"SELECT setseed({seed / 1000})")
-    con.execute(f"""
-        CREATE TABLE customers AS
-        SELECT 'c' || i AS customer_id,
-               CASE WHEN i % 2 = 0 THEN 'guangxi' ELSE 'shanxi' END AS region_id,
-               TIMESTAMP '2021-01-01' + to_days(CAST(i % 365 AS INTEGER)) AS known_since,
-               ['office', 'campus', 'mall', 'residential', 'other'][1 + i % 5] AS segment,
-               (i % 5 < 2) AS wechat_contact
-        FROM range({n_cust}) t(i)
-    """)
-    # each shipment: a customer, a time in 2021-2022 after a customer-specific start
-    con.execute(f"""
-        CREATE TABLE shipments AS
-        SELECT 's' || i AS shipment_id,
-               'c' || c AS customer_id,
-               CASE WHEN c % 2 = 0 THEN 'guangxi' ELSE 'shanxi' END AS region_id,
-               TIMESTAMP '2021-01-01' + to_seconds(CAST((c % 365) * 86400
-                   + floor(random() * (730 - c % 365) * 86400) AS BIGINT)) AS sent_at,
-               'station' AS channel, 'express' AS product,
-               round(10 + random() * 20, 1)::DOUBLE AS list_price,
-               CASE WHEN random() < 0.15 THEN 3.0 ELSE 0.0 END::DOUBLE AS discount,
-               NULL::VARCHAR AS campaign_id, 'cash' AS payment
-        FROM (SELECT i, CAST(floor(random() * {n_cust}) AS BIGINT) AS c
-              FROM range({n_shipments}) t(i))
-    """)
-    con.execute("""
-        CREATE OR REPLACE TABLE shipments AS
-        SELECT *, list_price - discount AS revenue,
-               CASE WHEN discount > 0 THEN 'k' || shipment_id END AS coupon_id
-        FROM shipments
-    """)
-    con.execute("""CREATE TABLE regions AS SELECT * FROM (VALUES
-        ('guangxi', '广西', 'Guangxi'), ('shanxi', '山西', 'Shanxi')) t(region_id, name_zh, name_en)""")
-    folder.mkdir(parents=True, exist_ok=True)
-    for t in ("customers", "shipments", "regions"):
-        con.execute(f"COPY {t} TO '{folder / (t + '.parquet')}' (FORMAT PARQUET)")
-    con.close()
+def step(name: str, folder: Path) -> dict:
+    """One step on the dataset folder, timing only the step."""
+    extra: dict = {}
+    if name.startswith("sql_"):
+        import duckdb
 
+        con = duckdb.connect()
+        h.sql_views(con, folder)
+        meta = json.loads((folder / "dataset.json").read_text())
+        period = meta["period"]
+        last = period["end"] if isinstance(period, dict) else period[1]
+        end = pd.Timestamp(last) + pd.Timedelta(days=1, seconds=-1)
+        con.execute("SELECT 1").fetchall()
+        with h.Timer() as t:
+            if name == "sql_cohort_counts":
+                out = con.execute(SQL_COHORT).df()
+            else:
+                out = con.execute(SQL_SURVIVAL, {"end": end.to_pydatetime()}).df()
+    else:
+        from promo_analysis.dataset import load_dataset
+        from promo_analysis.features import survival_table
+        from promo_analysis.retention import cohort_matrix, kaplan_meier
 
-def run(n: int, keep: bool) -> list[dict]:
-    from promo_analysis.dataset import load_dataset
-    from promo_analysis.features.cohorts import survival_table
-    from promo_analysis.retention import cohort_matrix, kaplan_meier
-
-    tmp = Path(tempfile.mkdtemp(prefix="bench-retention-"))
-    rows = []
-    try:
-        t0 = time.perf_counter()
-        make_folder(n, tmp / "data")
-        rows.append({"shipments": n, "step": "generate", "seconds": time.perf_counter() - t0})
-        ds = load_dataset(tmp / "data")
-
-        # wall seconds depend on what else runs on the machine; cpu_seconds (all threads of
-        # this process, DuckDB's included) do not
-        t0, c0 = time.perf_counter(), time.process_time()
-        cm = cohort_matrix(ds, freq="M", periods=12)
-        rows.append({"shipments": n, "step": "cohort_matrix (M, 12 periods)",
-                     "seconds": time.perf_counter() - t0,
-                     "cpu_seconds": time.process_time() - c0, "cells": int(cm.counts.shape[0])})
-
-        t0, c0 = time.perf_counter(), time.process_time()
-        st = survival_table(ds, by=("first_used_coupon",))
-        t1, c1 = time.perf_counter(), time.process_time()
-        km = kaplan_meier(st, "duration", "event", group="first_used_coupon", weights="count")
-        t2, c2 = time.perf_counter(), time.process_time()
-        n_cust = int(st["count"].sum())
-        rows.append({"shipments": n, "step": "kaplan_meier: survival_table in engine",
-                     "seconds": t1 - t0, "cpu_seconds": c1 - c0, "customers": n_cust,
-                     "cells": len(st)})
-        rows.append({"shipments": n, "step": "kaplan_meier: curves in memory",
-                     "seconds": t2 - t1, "cpu_seconds": c2 - c1, "customers": n_cust})
-        rows.append({"shipments": n, "step": "kaplan_meier total", "seconds": t2 - t0,
-                     "cpu_seconds": c2 - c0, "customers": n_cust,
-                     "median_days": float(km.median.estimate.iloc[0])})
-    finally:
-        if keep:
-            print("kept", tmp)
+        ds = load_dataset(folder)
+        ds.table("regions").count().to_pandas()  # warm up the connection, not timed
+        if name == "cohort_matrix":
+            with h.Timer() as t:
+                out = cohort_matrix(ds, freq="M", periods=12).counts
+        elif name == "kaplan_meier":
+            with h.Timer() as t:
+                out = survival_table(ds, by=("first_used_coupon",))
+                km = kaplan_meier(out, "duration", "event", group="first_used_coupon",
+                                  weights="count")
+            extra = {"customers": int(out["count"].sum()),
+                     "median_days": float(km.median.estimate.iloc[0])}
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for r in rows:
-        r["peak_rss_mb"] = peak
-    return rows
+            raise ValueError(f"unknown step {name!r}")
+    return {"step": name, "wall_seconds": round(t.wall, 2), "cpu_seconds": round(t.cpu, 2),
+            "peak_rss_mb": h.peak_rss_mb(), "rows_out": len(out), **extra}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
-    ap.add_argument("--keep", action="store_true", help="keep the generated data folder")
+    ap.add_argument("--sizes", default="1e6,1e7", help="shipments, e.g. 1e6,1e7,5e7")
+    ap.add_argument("--data", help="a pre-generated dataset folder (then --sizes is ignored)")
+    ap.add_argument("--steps", default=",".join(STEPS))
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--step", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.step:
+        print(json.dumps(step(args.step[0], Path(args.step[1]))))
+        return
+    folders = ([Path(args.data)] if args.data
+               else [h.dataset_for(n) for n in h.parse_sizes(args.sizes)])
     rows = []
-    for n in args.sizes:
-        rows += run(n, args.keep)
-        print(pd.DataFrame(rows).to_string(index=False))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT, index=False)
-    print("wrote", OUT)
+    for folder in folders:
+        n = h.count_shipments(folder)
+        for name in args.steps.split(","):
+            row = {"shipments": n, **h.run_step(__file__, [name, str(folder)])}
+            row.setdefault("step", name)
+            print(row, flush=True)
+            rows.append({**row, "dataset": folder.name})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).assign(**h.machine()).to_csv(out, index=False)
+    print("wrote", out)
 
 
 if __name__ == "__main__":
