@@ -766,7 +766,9 @@ def estimate_effect(
         full sample, as statsmodels' ``TreatmentEffect``).
     learner : None, "linear", "hgb", estimator or dict
         ``None``/``"linear"``: unpenalized logistic propensity, logistic (binary outcome) or
-        linear outcome models. ``"hgb"``: histogram gradient boosting for both. A single
+        linear outcome models (:mod:`promo_analysis.learners`: Newton fits, warm-started
+        across folds). ``"hgb"``: histogram gradient boosting for both, on the covariates
+        with native categorical splits and early stopping. A single
         scikit-learn classifier is used for both models (binary outcomes only); a dict
         ``{"propensity": classifier, "outcome": estimator}`` sets each (a missing key keeps
         the default). Outcome models are fitted separately in treated and control.
