@@ -161,12 +161,14 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists() or RESULTS.read_text().splitlines()[0] != ",".join(FIELDS)
-    with RESULTS.open("w" if new else "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    old = []
+    if RESULTS.exists():  # keep earlier rows, under the current columns
+        with RESULTS.open(newline="") as fh:
+            old = list(csv.DictReader(fh))
+    with RESULTS.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS, restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(old + rows)
 
 
 if __name__ == "__main__":

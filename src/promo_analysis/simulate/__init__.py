@@ -102,7 +102,10 @@ def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: i
         "tables": {**tables, "survey": survey},
         "campaigns": camps,
         "truth": {
-            "units": first_use_units(sc, world, t_rng),
+            # only what first_use_truth aggregates travels to the parent (memory at 10 M)
+            "units": first_use_units(sc, world, t_rng).drop(
+                columns=["person", "index_day", "p0"]
+            ),
             "experiments": experiment_truth(sc, world),
             "campaigns": campaign_truth(sc, tl, world),
             "bunching": bunching_truth(world),
