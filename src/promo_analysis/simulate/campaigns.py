@@ -147,7 +147,7 @@ def campaign_calendar(
             placed.append((start, end))
         for item, x in zip(kept, _expected_increments(sc, tl, region, kept), strict=True):
             item[13] = x
-        k = _noise_normalisers(kept, float(camp["noise_sd"]))
+        k = _solve_normalisers(sc, tl, region, kept, float(camp["noise_sd"]))
         for (cid, national, year, theme, start, end, post_end, thr, face, target, overlap,
              lift0, e, _) in kept:
             lift = lift0 * float(np.exp(e)) * k[year]
@@ -232,6 +232,46 @@ def _noise_free(sc: Scenario, item: list) -> Campaign:
     dip = min(0.6, float(sc.campaigns["pull_forward"]) * lift0 * (end - start + 1) / post)
     return Campaign(cid, "", "", national, theme, start, end, thr, face, target, lift0, dip,
                     post_end, overlap)
+
+
+def _solve_normalisers(sc: Scenario, tl: Timeline, region: str, kept: list,
+                       noise_sd: float) -> dict[int, float]:
+    """Per year: ``k`` with ``sum_c x_c(A0_c exp(eps_c) k) = sum_c x_c(A0_c exp(sd^2/2))``.
+
+    ``x_c(lifts)`` is the expected-increment proxy of :func:`_expected_increments` evaluated at
+    the given lifts: it is not linear in them (the pull-forward dip is capped, neighbours
+    interact), so ``k`` is solved (secant steps from the first-order value), not scaled.
+    """
+    level = float(np.exp(noise_sd**2 / 2))
+    year = np.array([it[2] for it in kept])
+
+    def proxies(factor: dict[int, float]) -> np.ndarray:
+        items = [[*it[:11], it[11] * float(np.exp(it[12])) * factor[it[2]], 0.0, 0.0]
+                 for it in kept]
+        return np.array(_expected_increments(sc, tl, region, items))
+
+    ref_items = [[*it[:11], it[11] * level, 0.0, 0.0] for it in kept]
+    ref = np.array(_expected_increments(sc, tl, region, ref_items))
+    k = _noise_normalisers(kept, noise_sd)
+    for _ in range(2):  # the years interact only across their boundary
+        for y in sorted(k):
+            target = float(ref[year == y].sum())
+            if not target > 0:
+                continue
+
+            def gap(v: float, y=y, target=target) -> float:
+                return float(proxies({**k, y: v})[year == y].sum()) / target - 1
+
+            a, b = k[y], k[y] * 1.02
+            fa, fb = gap(a), gap(b)
+            for _ in range(8):
+                if abs(fb) < 1e-6 or fb == fa:
+                    break
+                a, fa, b = b, fb, b - fb * (b - a) / (fb - fa)
+                b = min(max(b, 0.25 * k[y]), 4.0 * k[y])
+                fb = gap(b)
+            k[y] = b
+    return k
 
 
 def _noise_normalisers(kept: list, noise_sd: float) -> dict[int, float]:
