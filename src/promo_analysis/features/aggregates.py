@@ -34,17 +34,18 @@ def _value_key(value: Any, key: Any) -> None: ...
 def _value_n(value: Any, n: Any) -> None: ...
 
 
-def arg_min(value: Any, key: Any) -> Any:
+def arg_min(value: Any, key: Any, where: Any = None) -> Any:
     """DuckDB ``arg_min(value, key)``: ``value`` of the row with the smallest ``key``.
 
     ``key`` may be a struct (compared field by field, e.g. ``(sent_at, shipment_id)`` for a
     deterministic tie-break); ``value`` may be a struct to fetch several columns of that row in
-    one aggregate. Rows with a NULL ``key`` are skipped.
+    one aggregate. Rows with a NULL ``key`` are skipped, and so are rows where the boolean
+    ``where`` is not true (``FILTER (WHERE ...)``).
     """
     fn = ibis.udf.agg.builtin(
         _value_key, name="arg_min", signature=((value.type(), key.type()), value.type())
     )
-    return fn(value, key)
+    return fn(value, key, where=where)
 
 
 def smallest(value: Any, n: int) -> Any:

@@ -36,7 +36,9 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from .aggregates import arg_min, on_duckdb
 from .customers import CUSTOMER_COLUMNS, _require, shipment_history
+from .frames import to_frame
 
 __all__ = ["first_use_table", "experiment_table", "design_code", "FIRST_USE_COLUMNS"]
 
@@ -120,8 +122,6 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
             "coupon_id",
         ],
     )
-    # Not .cache()d: Ibis 12's DuckDB backend cannot drop cached tables with DuckDB 2.0
-    # ("DROP TABLE IF EXISTS" parser error), so the history is computed twice (count + pull).
     hist = shipment_history(s).select(
         "customer_id", "first_sent_at", "first_revenue", "first_list_price"
     )
@@ -166,20 +166,35 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
         eligible = (kb._known <= kb._issued) & (
             kb._first_sent.isnull() | (kb._first_sent >= kb._issued)
         )
-        counts["coupons_to_non_prospects"] = int(kb.filter(~eligible).count().to_pandas())
-        el = kb.filter(eligible)
-        el = el.mutate(
-            _rank=ibis.row_number().over(group_by=el._kcid, order_by=[el._issued_ts, el._coupon_id])
-        ).filter(lambda t: t._rank == 0)
-        # Keep only the coupon's columns: same-named columns on both sides of a join are
-        # ambiguous.
-        el = el.select("_kcid", "_issued", "_coupon_id", "_threshold", "_face")
+        kb = kb.mutate(_eligible=eligible)
+        coupon = {"_issued": kb._issued, "_coupon_id": kb._coupon_id,
+                  "_threshold": kb._threshold, "_face": kb._face}
+        # Per customer, in the same query as the rest (a separate count would read the
+        # shipments again for the history): the first eligible coupon and the number of
+        # coupons they got while not a prospect.
+        n_bad = (~kb._eligible).cast("int64").sum()
+        if on_duckdb(kb):
+            key = ibis.struct({"issued": kb._issued_ts, "coupon_id": kb._coupon_id})
+            el = kb.group_by("_kcid").aggregate(
+                _c=arg_min(ibis.struct(coupon), key, where=kb._eligible), _n_not_eligible=n_bad
+            )
+            el = el.select("_kcid", "_n_not_eligible", **{k: el._c[k] for k in coupon})
+        else:
+            first = kb.filter(kb._eligible)
+            first = first.mutate(
+                _rank=ibis.row_number().over(
+                    group_by=first._kcid, order_by=[first._issued_ts, first._coupon_id]
+                )
+            ).filter(lambda t: t._rank == 0)
+            first = first.select(_fid="_kcid", **{k: first[k] for k in coupon})
+            bad = kb.group_by("_kcid").aggregate(_n_not_eligible=n_bad)
+            el = bad.left_join(first, bad._kcid == first._fid).select(
+                bad._kcid, bad._n_not_eligible, *[first[k] for k in coupon]
+            )
         base = base.left_join(el, base.customer_id == el._kcid).select(
             *[base[col] for col in base.columns],
-            el._issued,
-            el._coupon_id,
-            el._threshold,
-            el._face,
+            el._n_not_eligible,
+            *[el[k] for k in coupon],
         )
     else:
         counts["anonymous_coupons"] = 0
@@ -190,8 +205,12 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
             _threshold=ibis.null("float64"),
             _face=ibis.null("float64"),
         )
-    # sorted in pandas (cheaper than an engine ORDER BY); the seeded draw relies on this order
-    frame = base.to_pandas().sort_values("customer_id", kind="stable", ignore_index=True)
+        base = base.mutate(_n_not_eligible=ibis.literal(0, type="int64"))
+    # sorted outside the engine (cheaper than an ORDER BY); the seeded draw relies on this order
+    frame = to_frame(base, sort_by=["customer_id"])
+    if ds.has("coupons"):
+        counts["coupons_to_non_prospects"] = int(frame["_n_not_eligible"].fillna(0).sum())
+    frame = frame.drop(columns="_n_not_eligible")
     return frame, counts
 
 
@@ -327,9 +346,10 @@ def first_use_table(
     t["coupon_id"] = t["_coupon_id"]
     c = controls_df
     c["got_coupon"] = 0
-    c["design"] = None
-    c["coupon_id"] = None
+    # design and coupon_id stay absent from the control rows: concatenating an all-None object
+    # column makes pandas test every value for NA (seconds at a million rows)
     out = pd.concat([t, c]).sort_values("customer_id", kind="stable").reset_index(drop=True)
+    out["coupon_id"] = out["coupon_id"].astype(object).where(out["coupon_id"].notna(), None)
 
     delay = out["first_sent_at"] - out["index_date"]
     inside = delay.notna() & (delay >= pd.Timedelta(0)) & (delay < window)
