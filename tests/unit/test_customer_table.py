@@ -214,3 +214,87 @@ def test_matches_plain_pandas_on_random_data():
         right = exp[col].reindex(exp.index)
         pd.testing.assert_series_equal(left, right, check_names=False, check_dtype=False)
     assert (got.drop(exp.index).n_shipments == 0).all()
+
+
+def _random_frames(seed: int = 5) -> dict[str, pd.DataFrame]:
+    """Customers with many same-day ties, orphans, prospects and a date column."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n_c, n_s = 80, 600
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:03d}" for i in range(n_c)],
+            "region_id": rng.choice(["guangxi", "shanxi"], n_c),
+            "known_since": pd.to_datetime("2021-01-01").date(),
+            "segment": "office",
+            "wechat_contact": rng.random(n_c) < 0.5,
+        }
+    )
+    lp = rng.choice([12.0, 15.0, 22.0], n_s)
+    coupon = rng.random(n_s) < 0.3
+    shipments = pd.DataFrame(
+        {
+            "shipment_id": [f"s{i:04d}" for i in range(n_s)],
+            # c080..c084 are not in customers: orphans
+            "customer_id": [f"c{i:03d}" for i in rng.integers(0, 85, n_s)],
+            "region_id": "guangxi",
+            "sent_at": T("2021-01-01") + pd.to_timedelta(rng.integers(0, 30, n_s), unit="D"),
+            "channel": rng.choice(["station", "counter", "online"], n_s),
+            "product": "express",
+            "list_price": lp,
+            "discount": np.where(coupon, 3.0, 0.0),
+            "revenue": lp - np.where(coupon, 3.0, 0.0),
+            "coupon_id": np.where(coupon, [f"k{i}" for i in range(n_s)], None),
+            "campaign_id": pd.Series([None] * n_s, dtype="string"),
+            "payment": "cash",
+        }
+    )
+    return {"customers": customers, "shipments": shipments}
+
+
+def test_streaming_history_equals_the_window_version(monkeypatch):
+    """The DuckDB path (arg_min / min(x, 2), no window) and the portable window path that
+    other engines run give the same table, ties and orphans included."""
+    from promo_analysis.features import customers as mod
+
+    ds = make_dataset(_random_frames())
+    fast = customer_table(ds)
+    monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
+    slow = customer_table(ds)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast.attrs == slow.attrs
+    orphans = int(_random_frames()["shipments"].customer_id.ge("c080").sum())
+    assert fast.attrs["exclusions"]["shipments_without_customer"] == orphans > 0
+
+
+def test_to_frame_matches_ibis_to_pandas():
+    """The Arrow conversion gives the frame (values and dtypes) Ibis's to_pandas gives."""
+    import ibis
+
+    from promo_analysis.features.customers import shipment_history
+    from promo_analysis.features.frames import to_frame
+
+    ds = make_dataset(_random_frames())
+    c = ds.table("customers")
+    h = shipment_history(ds.table("shipments")).rename(_cid="customer_id")
+    expr = c.left_join(h, c.customer_id == h._cid).mutate(flag=ibis.literal(True))
+    got = to_frame(expr, sort_by=["customer_id"])
+    exp = expr.to_pandas().sort_values("customer_id", kind="stable", ignore_index=True)
+    # integer columns with nulls: float64 here; Ibis gives float64 or objects depending on the
+    # SQL type of the aggregate (what the callers cast to int64 after filling the nulls)
+    ints = [c for c in exp.columns if got[c].dtype == "float64" and exp[c].dtype == object]
+    assert ints == ["n_coupon_shipments", "n_full_price_shipments"]
+    exp[ints] = exp[ints].astype("float64")
+    pd.testing.assert_frame_equal(got, exp)
+    assert str(got["known_since"].dtype) == "datetime64[s]"
+    assert str(got["first_sent_at"].dtype) == "datetime64[ns]"
+
+
+def test_customer_without_id_is_a_key_error():
+    frames = tiny_frames()
+    frames["customers"] = pd.concat(
+        [frames["customers"], frames["customers"].iloc[[0]].assign(customer_id=None)]
+    )
+    with pytest.raises(ValueError, match=r"one row per customer_id.*1 duplicate row"):
+        customer_table(make_dataset(frames))

@@ -140,3 +140,39 @@ def test_with_dataset():
     ds = dataset.Dataset.from_frames(frames)
     out = daily_series(ds, metrics=("shipments", "new_customers"))
     assert out.shipments.sum() == 6 and out.new_customers.sum() == 4
+
+
+def test_duckdb_arg_min_path_equals_the_portable_path(monkeypatch):
+    """On DuckDB the first shipment's groups come from one streaming arg_min; other engines
+    run Ibis's argmin per column. Same series, with two ``by`` columns."""
+    from promo_analysis.dataset import Dataset
+    from promo_analysis.features import daily as mod
+
+    rng = np.random.default_rng(11)
+    n = 500
+    s = pd.DataFrame(
+        {
+            "shipment_id": [f"s{i}" for i in range(n)],
+            "customer_id": [f"c{i}" for i in rng.integers(0, 120, n)],
+            "region_id": rng.choice(["gx", "sx", "bj"], n),
+            "channel": rng.choice(["station", "online"], n),
+            # distinct times: the first shipment is unique, so both paths must agree exactly
+            "sent_at": pd.Timestamp("2022-01-01")
+            + pd.to_timedelta(rng.permutation(40 * 86400)[:n], unit="s"),
+            "list_price": 12.0,
+            "discount": np.where(rng.random(n) < 0.2, 3.0, 0.0),
+            "coupon_id": pd.Series(np.where(rng.random(n) < 0.2, "k", None), dtype="string"),
+        }
+    ).assign(revenue=lambda d: d.list_price - d.discount)
+    ds = Dataset.from_frames({"shipments": s})
+    assert mod.on_duckdb(ds.table("shipments"))
+    by = ("region_id", "channel")
+    fast = daily_series(ds, by=by)
+    monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
+    slow = daily_series(ds, by=by)
+    pd.testing.assert_frame_equal(fast, slow)
+    first = s.sort_values("sent_at").drop_duplicates("customer_id")
+    assert fast["new_customers"].sum() == len(first) == s.customer_id.nunique()
+    per_group = first.groupby(list(by)).size()
+    got = fast.groupby(list(by))["new_customers"].sum()
+    pd.testing.assert_series_equal(got, per_group, check_names=False)

@@ -393,3 +393,16 @@ def test_not_yet_treated_controls_are_unbiased_where_never_treated_are_not():
     assert m[0] == pytest.approx(p, abs=0.03) and m[1] == pytest.approx(p, abs=0.03)
     d_never, se_never, _ = diff("never-treated")
     assert d_never < -10 * se_never
+
+
+def test_duckdb_arg_min_path_equals_the_portable_path(tiny_ds, monkeypatch):
+    """On DuckDB the first eligible coupon comes from arg_min ... FILTER (WHERE eligible);
+    other engines rank with a window. Same table and the same exclusion counts."""
+    from promo_analysis.features import first_use as mod
+
+    fast = first_use_table(tiny_ds, as_of=AS_OF)
+    monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
+    slow = first_use_table(tiny_ds, as_of=AS_OF)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast.attrs["exclusions"] == slow.attrs["exclusions"]
+    assert fast.attrs["exclusions"]["coupons_to_non_prospects"] == 2

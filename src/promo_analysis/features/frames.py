@@ -31,8 +31,9 @@ def to_frame(expr: Any, sort_by: Sequence[str] = ()) -> pd.DataFrame:
     """The result of Ibis table expression ``expr`` as a pandas DataFrame.
 
     Same columns and dtypes as ``expr.to_pandas()`` for flat schemas (strings as objects,
-    integers with nulls as float64, dates ``datetime64[s]``, timestamps ``datetime64[ns]``),
-    rows sorted by ``sort_by`` (ascending, nulls last, stable) and a fresh RangeIndex.
+    dates ``datetime64[s]``, timestamps ``datetime64[ns]``), except that integer columns with
+    nulls are always float64 (Ibis gives objects for some of them); rows sorted by ``sort_by``
+    (ascending, nulls last, stable), with a fresh RangeIndex.
     """
     table = expr.to_pyarrow()
     if sort_by:
