@@ -40,6 +40,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scales", default="0.003,0.01")
     p.add_argument("--seeds", type=int, default=40, help="seeds 0 .. N-1 per scale")
+    p.add_argument("--note", default="solved normaliser on the clock proxy (current)",
+                   help="what generator version the rows measure (kept in the CSV)")
     args = p.parse_args()
     rows = []
     for scale in [float(s) for s in args.scales.split(",")]:
@@ -57,15 +59,18 @@ def main() -> None:
             "seeds_outside_5pct": " ".join(str(i) for i in np.flatnonzero(np.abs(v) > 0.05)),
             "cpu_s": round(time.process_time() - c0, 1),
             "load_1m": round(os.getloadavg()[0], 2),
+            "generator": args.note,
         })
         print(rows[-1], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    old = []
+    if RESULTS.exists():  # keep earlier rows, under the current columns
+        with RESULTS.open(newline="") as fh:
+            old = list(csv.DictReader(fh))
+    with RESULTS.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(old + rows)
 
 
 if __name__ == "__main__":

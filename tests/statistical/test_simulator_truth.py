@@ -266,8 +266,8 @@ def test_campaign_truth_calibrated_across_seeds(scale, seeds):
     records) is 20.50 M (x scale) within 5% for every seed, and on average within 2%.
 
     The lift noise is normalised per region-year so the *expected* increment is the same for
-    every seed; what remains is the realised noise of the difference (sd about 2.8% at scale
-    0.003, 1.5% at 0.01; benchmarks/calibration_campaign_truth.py measures it over 40 seeds).
+    every seed; what remains is the realised noise of the difference (over 40 seeds: sd 2.1% at
+    scale 0.003, 1.2% at 0.01, all within 5%; benchmarks/calibration_campaign_truth.py).
     """
     from promo_analysis.simulate import simulate_frames
 

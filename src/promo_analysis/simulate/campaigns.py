@@ -8,11 +8,11 @@ multiplied by ``1 - dip`` with ``dip * post_days = pull_forward * A * duration``
 National campaigns (``region_id`` null) run in every simulated region with a region-specific lift.
 
 The noise is ``N(0, noise_sd^2)`` per campaign copy; ``k`` (one per region and year) rescales
-the year's lifts so that ``sum(x_c * exp(noise_c)) * k = exp(noise_sd^2 / 2) * sum(x_c)``,
-where ``x_c`` is a proxy of campaign ``c``'s expected increment at its noise-free lift (the
-change of the segment-volume-weighted sending clocks when ``c`` alone is removed, see
-:func:`_expected_increments`). Which campaign draws a large lift still varies by seed, but the
-region-year's expected campaign increment (to first order in the noise) does not -- the
+the year's lifts so that ``sum_c x_c(A0_c exp(noise_c) k) = sum_c x_c(A0_c exp(noise_sd^2/2))``,
+where ``x_c(lifts)`` is a proxy of campaign ``c``'s expected increment (the change of the
+segment-volume-weighted sending clocks when ``c`` alone is removed, see
+:func:`_expected_increments`; not linear in the lifts, so ``k`` is solved). Which campaign draws a large lift still varies by seed, but the
+region-year's expected campaign increment (as far as the proxy captures it) does not -- the
 campaign-truth calibration target holds across seeds up to the realised noise of the
 with-minus-without difference.
 """
@@ -199,7 +199,7 @@ def _volume_shares(sc: Scenario, offsets: str) -> np.ndarray:
 
 
 def _expected_increments(sc: Scenario, tl: Timeline, region: str, kept: list) -> list[float]:
-    """Each campaign's expected-increment proxy with the noise-free lifts: the change of the
+    """Each campaign's expected-increment proxy at the lifts in ``kept``: the change of the
     volume-weighted repeat clock over its window plus ``FIRST_SEND_WEIGHT`` x the change of the
     first-send clock over its days, when the campaign alone is removed -- on the region's
     daily weights *with* every other campaign (a dip falling on a neighbour's busy days is
