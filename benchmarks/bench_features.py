@@ -21,6 +21,8 @@ Methods:
   aggregates), what the package did before; shows what the window costs;
 * ``pandas_customer_table`` -- read the needed columns, sort + groupby (what a user writes);
 * ``ibis_first_use_table`` -- ``features.first_use_table(ds)`` (engine part + seeded draw);
+* ``ibis_first_use_engine_part`` -- only its engine part (``first_use._prospect_frame``: the
+  query and the pull into pandas), what ``sql_first_use`` computes;
 * ``sql_first_use`` -- the engine part of the first-use table (customers + first shipment +
   first eligible coupon, minus experiment participants) as one hand-written DuckDB query.
 
@@ -50,6 +52,7 @@ METHODS = [
     "sql_window_customer_table",
     "pandas_customer_table",
     "ibis_first_use_table",
+    "ibis_first_use_engine_part",
     "sql_first_use",
 ]
 
@@ -201,7 +204,10 @@ def step(method: str, folder: Path) -> dict:
 
         ds = load_dataset(folder)
         ds.table("regions").count().to_pandas()  # warm up the connection, not timed
-        fn = {"ibis_customer_table": customer_table, "ibis_first_use_table": first_use_table}
+        from promo_analysis.features.first_use import _prospect_frame
+
+        fn = {"ibis_customer_table": customer_table, "ibis_first_use_table": first_use_table,
+              "ibis_first_use_engine_part": lambda ds: _prospect_frame(ds)[0]}
         with h.Timer() as t:
             out = fn[method](ds)
     return {"method": method, "wall_seconds": round(t.wall, 2), "cpu_seconds": round(t.cpu, 2),

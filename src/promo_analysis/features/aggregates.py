@@ -11,12 +11,15 @@ expression for other engines (the Spark parity tests compare both).
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
 
-__all__ = ["on_duckdb", "arg_min", "smallest"]
+__all__ = ["on_duckdb", "arg_min", "smallest", "materialized"]
 
 
 def on_duckdb(expr: Any) -> bool:
@@ -57,3 +60,25 @@ def smallest(value: Any, n: int) -> Any:
         signature=((value.type(), dt.int64), dt.Array(value.type())),
     )
     return fn(value, ibis.literal(int(n), type="int64"))
+
+
+@contextlib.contextmanager
+def materialized(expr: Any) -> Iterator[Any]:
+    """``expr`` computed once into a DuckDB temporary table for the ``with`` block.
+
+    Ibis inlines a sub-expression used twice in one query as two subqueries, and DuckDB then
+    computes it twice (e.g. the per-customer history: two scans of the shipments). On DuckDB the
+    block gets a temporary table, dropped at the end (with DuckDB's own ``DROP``: Ibis 12's
+    ``drop_table``/``cache`` emit SQL that DuckDB 2.0 rejects); on other engines ``expr``
+    itself.
+    """
+    if not on_duckdb(expr):
+        yield expr
+        return
+    con = ibis.get_backend(expr)
+    name = f"_promo_tmp_{uuid.uuid4().hex[:12]}"
+    table = con.create_table(name, expr, temp=True)
+    try:
+        yield table
+    finally:
+        con.con.execute(f'DROP TABLE IF EXISTS temp."{name}"')

@@ -36,7 +36,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from .aggregates import arg_min, on_duckdb
+from .aggregates import arg_min, materialized, on_duckdb
 from .customers import CUSTOMER_COLUMNS, _require, shipment_history
 from .frames import to_frame
 
@@ -125,7 +125,12 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     hist = shipment_history(s).select(
         "customer_id", "first_sent_at", "first_revenue", "first_list_price"
     )
-    hist = hist.rename(_hid="customer_id")
+    # the history is used twice (eligibility of coupons, the output): computed once
+    with materialized(hist.rename(_hid="customer_id")) as hist:
+        return _prospect_query(ds, c, hist)
+
+
+def _prospect_query(ds: Any, c: Any, hist: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     cust = c.mutate(_known=_as_day(c.known_since))
     base = cust.left_join(hist, cust.customer_id == hist._hid).select(
         *[cust[col] for col in cust.columns],
