@@ -231,7 +231,7 @@ def _hgb(classifier: bool, cat_mask: np.ndarray | None) -> Any:
     # and histogram); early stopping on a 10 % validation split ends the boosting once the
     # held-out loss stops improving, which at a million rows is well before max_iter
     cats = cat_mask if cat_mask is not None and cat_mask.any() else None
-    return cls(categorical_features=cats, early_stopping=True, max_iter=200,
+    return cls(categorical_features=cats, early_stopping=True, max_iter=100,
                n_iter_no_change=10, random_state=0)
 
 
