@@ -7,15 +7,10 @@ error, bias (mean error and mean z), and the pull-forward estimate against
 ``-pull_forward_revenue``; summarised overall, by region and by campaign kind (national /
 provincial, theme). The null scenario reports the share of campaigns found significant.
 
-``truth_version="price_consistent"`` rows compare with a re-priced truth (a diagnostic, see
-benchmarks/README.md): the simulator calibrates the list prices of express parcels *without* a
-coupon by ``a * exp(b t)`` (``truth.calibration["regions"][r]["price_factor"]``) and leaves
-coupon parcels at the raw price, while ``truth.campaigns`` prices a parcel that would have been
-sent anyway without this campaign's coupon at its raw (uncalibrated) list price. Where ``a`` is
-far from 1 (beijing 1.39, zhejiang 1.34 at seed 1; guangxi and shanxi 0.96) the raw truth
-overstates incremental revenue by ``sum over the leakage parcels of (a exp(b t) - 1) *
-list_price`` -- an effect no estimator can see in the data. :func:`price_consistent_truth`
-recomputes the truth with the calibrated price for those parcels.
+The truth prices a parcel that would have been sent anyway without a campaign's coupon at
+the price the data give a parcel without a coupon (its raw list price times the region's
+calibration factor ``a exp(b t)``, ``truth.calibration["regions"][r]["price_factor"]``); before
+that fix it used the raw price, and this study compared against a re-priced truth as well.
 
 Run:  .venv/bin/python benchmarks/calibration_campaigns.py [--seeds 4] [--scales 0.003 0.01]
       [--region-sets guangxi,shanxi guangxi,shanxi,beijing,zhejiang] [--null]
@@ -26,10 +21,8 @@ the overall rows.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -42,48 +35,6 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "calibration_campaigns.csv"
 
 
-@contextlib.contextmanager
-def price_consistent_truth():
-    """Add ``incremental_revenue_pc`` / ``pull_forward_revenue_pc`` to ``truth.campaigns``.
-
-    Same with-minus-without difference as the simulator's truth, but a parcel that would have
-    been sent anyway without this campaign's coupon is priced in the campaign-free world at the
-    list price the simulator gives parcels without a coupon (its raw price times the region's
-    calibration factor ``a exp(b t)``), not at the raw price. Patches the simulator's module
-    attribute for the duration (a diagnostic of the benchmark; the simulator is not changed).
-    """
-    import promo_analysis.simulate  # noqa: F401  (loads the module)
-
-    # the package binds the function ``simulate`` over the module's name: fetch the module
-    sim = sys.modules["promo_analysis.simulate"]
-    orig = sim.campaign_truth
-
-    def patched(sc, tl, world):
-        raw = orig(sc, tl, world)
-        rec = world.rec
-        t = (rec["day"] - tl.n_days / 2) / 365.0
-        coupon = (rec["coupon_kind"] > 0) & (rec["product"] == "express")
-        f = np.ones(len(t))
-        for ch, ab in world.price_factor.items():
-            m = coupon & (rec["channel"] == ch) if ch != "all" else coupon
-            f[m] = ab["a"] * np.exp(ab["b"] * t[m])
-        saved = rec["list_orig"]
-        rec["list_orig"] = np.round(saved * f, 1)
-        try:
-            pc = orig(sc, tl, world)
-        finally:
-            rec["list_orig"] = saved
-        raw["incremental_revenue_pc"] = pc["incremental_revenue"].to_numpy()
-        raw["pull_forward_revenue_pc"] = pc["pull_forward_revenue"].to_numpy()
-        return raw
-
-    sim.campaign_truth = patched
-    try:
-        yield
-    finally:
-        sim.campaign_truth = orig
-
-
 def evaluate(ds, alpha: float = 0.05, **kw) -> pd.DataFrame:
     from promo_analysis.campaigns import campaign_effects
 
@@ -91,8 +42,6 @@ def evaluate(ds, alpha: float = 0.05, **kw) -> pd.DataFrame:
         warnings.simplefilter("ignore")
         res = campaign_effects(ds, short_pre="skip", alpha=alpha, **kw)
     truth = ds.truth.campaigns
-    if "incremental_revenue_pc" not in truth.columns:
-        raise RuntimeError("the price-consistent truth was not computed (worker processes?)")
     m = res.table.reset_index().merge(
         truth, on=["campaign_id", "region_id"], suffixes=("", "_true"), validate="1:1"
     )
@@ -157,8 +106,7 @@ def main() -> None:
                 per = []
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
                     w0, c0 = time.perf_counter(), time.process_time()
-                    with price_consistent_truth():
-                        ds = simulate(scenario, scale=scale, regions=regs, seed=seed)
+                    ds = simulate(scenario, scale=scale, regions=regs, seed=seed)
                     for ctl in [None, "regions"] if args.controls else [None]:
                         m = evaluate(ds, alpha=args.alpha, controls=ctl)
                         m["seed"], m["controls"] = seed, ctl or "none"
@@ -171,28 +119,22 @@ def main() -> None:
                     )  # fmt: skip
                 m = pd.concat(per, ignore_index=True)
                 for ctl, mc in m.groupby("controls"):
-                    versions = [
-                        ("raw", mc.incremental_revenue, -mc.pull_forward_revenue),
-                        ("price_consistent", mc.incremental_revenue_pc,
-                         -mc.pull_forward_revenue_pc),
-                    ]  # fmt: skip
-                    for tv, truth_col, pf_true in versions:
-                        s = summarise(mc, truth_col, pf_true, args.alpha)
-                        s.insert(0, "truth_version", tv)
-                        s.insert(0, "controls", ctl)
-                        s.insert(0, "seeds", args.seeds)
-                        s.insert(0, "regions", regions)
-                        s.insert(0, "scale", scale)
-                        s.insert(0, "scenario", scenario)
-                        out.append(s)
-                        a = s[s.group == "all"].iloc[0]
-                        print(
-                            f"  controls={ctl} truth={tv}: n={a.n} coverage={a.coverage:.3f} "
-                            f"mean_z={a.mean_z:+.2f} sd_z={a.sd_z:.2f} "
-                            f"significant={a.significant:.3f} "
-                            f"pull-forward est {a.pull_forward_est:.0f} vs true "
-                            f"{a.pull_forward_true:.0f}", flush=True,
-                        )  # fmt: skip
+                    s = summarise(
+                        mc, mc.incremental_revenue, -mc.pull_forward_revenue, args.alpha
+                    )
+                    for col, val in [("scenario", scenario), ("scale", scale),
+                                     ("regions", regions), ("seeds", args.seeds),
+                                     ("controls", ctl)][::-1]:
+                        s.insert(0, col, val)
+                    out.append(s)
+                    a = s[s.group == "all"].iloc[0]
+                    print(
+                        f"  controls={ctl}: n={a.n} coverage={a.coverage:.3f} "
+                        f"mean_z={a.mean_z:+.2f} sd_z={a.sd_z:.2f} "
+                        f"significant={a.significant:.3f} "
+                        f"pull-forward est {a.pull_forward_est:.0f} vs true "
+                        f"{a.pull_forward_true:.0f}", flush=True,
+                    )  # fmt: skip
                 df = pd.concat(out, ignore_index=True)
                 OUT.parent.mkdir(parents=True, exist_ok=True)
                 df.to_csv(OUT, index=False, float_format="%.4g")

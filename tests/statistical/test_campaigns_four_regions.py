@@ -4,14 +4,11 @@ National campaigns run in all four regions at once, beijing and zhejiang use the
 default campaign strength, so this is the harder case than the 2-region fixture. The dataset is
 built once (scale 0.003).
 
-The simulator's truth prices a parcel that would have been sent anyway without a campaign's
-coupon at its *uncalibrated* list price, while the data price every parcel without a coupon at
-the calibrated one (``truth.calibration["regions"][r]["price_factor"]["a"]``: about 0.96 in
-guangxi and shanxi, 1.3-1.4 in beijing and zhejiang). Where ``a`` is far from 1 the truth
-overstates incremental revenue by ``(a - 1) x`` the leakage parcels' list prices, which no
-estimator sees in the data (benchmarks/calibration_campaigns.py measures coverage against a
-re-priced truth: >= 0.92 in every region). Coverage is therefore asserted on the regions whose
-price factor is within 10% of 1, and the direction of the known truth offset elsewhere.
+The calibration multiplies the list prices of express parcels without a coupon by ``a exp(b t)``
+(``truth.calibration["regions"][r]["price_factor"]``: about 0.96 in guangxi and shanxi, 1.3-1.6
+in beijing and zhejiang) and the truth prices a parcel that would have been sent anyway without
+the campaign's coupon the same way, so coverage is asserted in every region and the estimates
+show no offset where ``a`` is far from 1.
 """
 
 from __future__ import annotations
@@ -44,39 +41,36 @@ def four():
     return m
 
 
-def test_cis_cover_the_truth_in_every_consistently_priced_region(four):
+def test_cis_cover_the_truth_in_every_region(four):
     m = four
     assert set(m.region_id) == set(REGIONS)
     assert m.national.sum() >= 60  # national campaigns in all four regions
-    ok = (m.price_factor - 1).abs() <= 0.10
-    assert set(m.loc[ok, "region_id"]) >= {"guangxi", "shanxi"}
-    by = m[ok].groupby("region_id").cover.mean()
-    print(f"coverage by region: {m.groupby('region_id').cover.mean().round(3).to_dict()}")
-    assert m[ok].cover.mean() >= 0.90, m.loc[ok & ~m.cover, ["campaign_id", "region_id"]]
+    assert (m.price_factor > 1.1).any() and (m.price_factor < 1.0).any()
+    by = m.groupby("region_id").cover.mean()
+    print(f"coverage by region: {by.round(3).to_dict()}")
+    assert m.cover.mean() >= 0.90, m.loc[~m.cover, ["campaign_id", "region_id"]]
     assert (by >= 0.85).all(), by
     # national and provincial campaigns alike
-    for kind, g in m[ok].groupby("national"):
+    for kind, g in m.groupby("national"):
         assert g.cover.mean() >= 0.85, (kind, g.cover.mean())
     # intervals are not just wide: estimates track the truth
     assert np.corrcoef(m.estimate, m.incremental_revenue)[0, 1] > 0.8
 
 
-def test_truth_offset_where_prices_are_calibrated_up(four):
-    # where the calibration raised non-coupon prices (a > 1.1) the raw truth sits above the
-    # estimates by about (a - 1) x the discounted parcels' value -- the sign is the documented
-    # truth offset, the size is bounded by the campaign's whole coupon revenue
+def test_no_truth_offset_where_prices_are_calibrated_up(four):
+    # where the calibration raised non-coupon prices (a > 1.1) a truth that priced the
+    # counterfactual parcels at their raw price would sit above the estimates by about
+    # (a - 1) x the leakage parcels' value; priced consistently the mean error is within
+    # 3 standard errors of 0 (campaign errors taken as independent)
     m = four[four.price_factor > 1.1]
-    if m.empty:
-        pytest.skip("no region with a price factor above 1.1 at this seed")
+    assert len(m) >= 30
     gap = (m.incremental_revenue - m.estimate).mean()
     se = np.sqrt((m.se**2).sum()) / len(m)
-    assert gap > 0, gap
-    bound = ((m.price_factor - 1) * (m.campaign_revenue + m.discount_cost_true)).mean()
-    assert gap < bound + 3 * se, (gap, bound, se)
+    assert abs(gap) < 3 * se, (gap, se)
 
 
 def test_pull_forward_tracks_the_true_dip(four):
-    m = four[(four.price_factor - 1).abs() <= 0.10]
+    m = four
     true_dip = -m.pull_forward_revenue
     lo = m.pull_forward - 1.96 * m.pull_forward_se
     hi = m.pull_forward + 1.96 * m.pull_forward_se

@@ -177,6 +177,31 @@ def test_randomized_test_difference_covers_truth(experiment_frames):
     ) + 0.005
 
 
+def _null_campaign_revenue_from_tables(ds) -> pd.Series:
+    """Per (campaign, region): sum over the parcels that used the campaign's coupon inside its
+    window (start .. window_end) of revenue minus the no-coupon price, from the tables and the
+    recorded price factors."""
+    s = ds.to_pandas("shipments")
+    cpn = ds.to_pandas("coupons")[["coupon_id", "campaign_id"]]
+    s = s.drop(columns="campaign_id").merge(cpn, on="coupon_id", how="inner")
+    s = s[s.campaign_id.notna()]
+    tc = ds.truth.campaigns[["campaign_id", "region_id", "start_date", "window_end"]]
+    s = s.merge(tc, on=["campaign_id", "region_id"], how="inner")
+    s = s[(s.sent_at >= s.start_date) & (s.sent_at < s.window_end + pd.Timedelta(days=1))]
+    day = (s.sent_at.dt.normalize() - pd.Timestamp("2021-01-01")).dt.days.to_numpy()
+    t = (day - 730 / 2) / 365.0
+    f = np.ones(len(s))
+    for region, cal in ds.truth.calibration["regions"].items():
+        for group, ab in cal["price_factor"].items():
+            m = (s.region_id == region).to_numpy() & (s["product"] == "express").to_numpy()
+            if group != "all":
+                m &= (s.channel == group).to_numpy()
+            f[m] = ab["a"] * np.exp(ab["b"] * t[m])
+    cf = np.round(s.list_price.to_numpy() * f, 1)
+    s["gap"] = s.revenue.to_numpy() - np.where(f != 1.0, cf, s.list_price.to_numpy())
+    return s.groupby(["campaign_id", "region_id"]).gap.sum()
+
+
 def test_null_scenario_truth_is_zero(null_ds):
     t = null_ds.truth
     assert (t.first_use["value"] == 0).all()
@@ -184,9 +209,17 @@ def test_null_scenario_truth_is_zero(null_ds):
     c = t.campaigns
     assert (c.incremental_shipments == 0).all() and (c.incremental_new_customers == 0).all()
     assert (c.pull_forward_revenue == 0).all()
-    # coupons still redeemed by people who would have sent anyway: revenue lost = discounts
-    assert np.allclose(c.incremental_revenue, -c.discount_cost, atol=1e-6)
+    # coupons still redeemed by people who would have sent anyway: the revenue lost is the
+    # discount plus the price gap -- coupon parcels carry the raw list price, parcels without a
+    # coupon the calibrated one (a exp(b t) per channel group), so without the campaign the
+    # same parcel would have paid round(list_price * a exp(b t), 1)
+    want = _null_campaign_revenue_from_tables(null_ds)
+    got = c.set_index(["campaign_id", "region_id"]).incremental_revenue
+    want = want.reindex(got.index, fill_value=0.0)
+    assert np.allclose(got, want, atol=1e-6), (got - want).abs().max()
     assert c.discount_cost.sum() > 0
+    # the price factors differ from 1, so the gap is not just the discount
+    assert not np.allclose(c.incremental_revenue, -c.discount_cost, atol=1.0)
     assert null_ds.to_pandas("shipments").coupon_id.notna().sum() > 0
     assert t.retention["hazard_ratio"] == 1.0
     assert (t.bunching.moved_up_parcels == 0).all()

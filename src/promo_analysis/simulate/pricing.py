@@ -19,7 +19,7 @@ from .timeline import Timeline
 
 __all__ = [
     "assign_products_prices", "later_coupon_use", "calibrate_prices", "coupon_terms",
-    "design_arrays", "campaign_arrays",
+    "design_arrays", "campaign_arrays", "no_coupon_price",
 ]
 
 _EXPRESS_MIX = (np.array([0.45, 0.40, 0.15]), np.log([13.0, 22.0, 38.0]), np.array([0.15, 0.18, 0.35]))
@@ -216,6 +216,36 @@ def _solve_b(t21, p21, t22, p22, ratio):
     return (lo + hi) / 2
 
 
+def _calibrated(price: np.ndarray, day: np.ndarray, tl: Timeline, a: float, b: float):
+    """``price * a * exp(b * t)`` rounded to 0.1 yuan, ``t`` in years from the period's middle."""
+    t = (day - tl.n_days / 2) / 365.0
+    return np.round(price * a * np.exp(b * t), 1)
+
+
+def no_coupon_price(world, tl: Timeline, idx: np.ndarray) -> np.ndarray:
+    """List price the records ``idx`` would have had without a coupon: the no-bunching price
+    (``list_orig``), for express parcels scaled by their channel group's calibration factor
+    ``a * exp(b * t)`` and rounded as :func:`calibrate_prices` prices parcels without a coupon.
+
+    Coupon parcels keep their raw price in the data, so a counterfactual that removes the
+    coupon must apply the factor the data apply to every parcel without one; for records
+    without a coupon this returns their (already calibrated) list price unchanged.
+    """
+    rec = world.rec
+    idx = np.asarray(idx)
+    out = rec["list_orig"][idx].astype(float)
+    coupon = (rec["coupon_kind"][idx] > 0) & (rec["product"][idx] == "express")
+    if not coupon.any():
+        return out
+    chan = rec["channel"][idx]
+    day = rec["day"][idx]
+    for g, ab in world.price_factor.items():
+        m = coupon & (chan == g) if g != "all" else coupon
+        if m.any():
+            out[m] = _calibrated(out[m], day[m], tl, ab["a"], ab["b"])
+    return out
+
+
 def calibrate_prices(sc, tl: Timeline, rp: dict, world) -> None:
     """Scale express list prices (parcels without coupon) to hit the revenue targets."""
     rec = world.rec
@@ -247,8 +277,8 @@ def calibrate_prices(sc, tl: Timeline, rp: dict, world) -> None:
             continue
         b = _solve_b(t[m21], rec["list_price"][m21], t[m22], rec["list_price"][m22], need22 / need21)
         a = need22 / (rec["list_price"][m22] * np.exp(b * t[m22])).sum()
-        rec["list_price"][free] = np.round(rec["list_price"][free] * a * np.exp(b * t[free]), 1)
         factors[ch or "all"] = {"a": float(a), "b": float(b)}
+        rec["list_price"][free] = _calibrated(rec["list_price"][free], rec["day"][free], tl, a, b)
     # list prices that were not moved up by a coupon holder: the no-bunching price
     rec["list_orig"] = np.where(rec["bunched"], rec["pre_bunch"], rec["list_price"])
     world.price_factor = factors

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .population import PRIOR, PROSPECT, WALKIN
+from .pricing import no_coupon_price
 from .region import RegionWorld
 from .sending import clock, clock_at, first_send_day, time_at
 from .timeline import Timeline
@@ -255,8 +256,10 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
     first-send clock (later or equal day); walk-ins brought by the campaign are thinned with
     their stored uniform; parcels after the first are the same events of the repeat clock
     mapped through the campaign-free clock (shifted to the customer's counterfactual first
-    send). Churn keeps its calendar length. In the campaign-free world a parcel pays its
-    no-bunching list price and no discount from this campaign's coupons.
+    send). Churn keeps its calendar length. In the campaign-free world a parcel that used this
+    campaign's coupon pays no discount and the price the data give a parcel without a coupon:
+    its no-bunching list price times the calibration factor of its channel group
+    (:func:`.pricing.no_coupon_price`).
     """
     rec = world.rec
     people = world.people
@@ -362,7 +365,8 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
         exists = (T0[rc] < D) & (cf_time < D) & ((k <= 2) | (cf_time < churn_cf[rc]))
         own = rec["coupon_campaign"][cand] == ci
         rev = rec["revenue"][cand]
-        rev_cf = np.where(own, rec["list_orig"][cand], rec["revenue"][cand])
+        rev_cf = rec["revenue"][cand].copy()
+        rev_cf[own] = no_coupon_price(world, tl, cand[own])
         ex = express[cand]
         in_w = (day >= s) & (day <= pe)
         in_w_cf = exists & (cf_day >= s) & (cf_day <= pe)
