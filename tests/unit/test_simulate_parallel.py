@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from promo_analysis.simulate import simulate_frames, write_simulation
-from promo_analysis.simulate.parallel import resolve_workers
+from promo_analysis.simulate import parallel, simulate_frames, write_simulation
+from promo_analysis.simulate.parallel import in_region_order, next_region, resolve_workers
 
 SMALL = dict(scenario="china-post-2022", scale=0.001, regions=["guangxi", "shanxi"], seed=7)
 
@@ -65,3 +65,34 @@ def test_worker_count_rules():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="workers must be a positive integer"):
             resolve_workers(bad, n_regions=2, expected_shipments=1e6)
+
+
+def test_next_region_keeps_big_regions_apart():
+    sizes = [4.4, 3.2, 0.5, 3.0, 0.2]
+    # nothing runs: the first pending region, even if bigger than the budget
+    assert next_region([0, 1, 2, 3, 4], 0.0, sizes, budget=4.0) == 0
+    # Guangdong runs: Jiangsu and the other big one wait, the small ones may start
+    assert next_region([1, 2, 3, 4], 4.4, sizes, budget=5.0) == 1  # position of region 2
+    assert next_region([1, 3], 4.4, sizes, budget=5.0) is None
+    assert next_region([1, 3, 4], 3.5, sizes, budget=6.5) == 1  # region 3 fits, region 1 not
+    assert next_region([], 0.0, sizes, budget=5.0) is None
+
+
+def test_scheduled_regions_come_back_in_region_order():
+    import operator
+
+    regions = ["a", "b", "c", "d", "e"]
+    # budget 6: "a" (5) runs with "b" (1); "c" (5) waits for both, "d"/"e" (1) run ahead
+    got = list(in_region_order(operator.concat, regions, ("!",), workers=2,
+                               sizes=[5, 1, 5, 1, 1], budget=6))
+    assert got == [(r, r + "!") for r in regions]
+
+
+def test_frames_identical_when_the_budget_serialises_regions(monkeypatch):
+    """A budget smaller than any region: one region at a time, results unchanged."""
+    f1, _, t1 = simulate_frames(workers=1, **SMALL)
+    monkeypatch.setattr(parallel, "MAX_RUNNING_SHIPMENTS", 1.0)
+    f2, _, t2 = simulate_frames(workers=2, **SMALL)
+    for name in f1:
+        pd.testing.assert_frame_equal(f1[name], f2[name], check_exact=True)
+    pd.testing.assert_frame_equal(t1.campaigns, t2.campaigns, check_exact=True)

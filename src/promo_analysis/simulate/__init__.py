@@ -137,12 +137,17 @@ def _region_task(region: str, sc: Scenario, tl: Timeline, scale: float, seed: in
     return _region_parts(sc, tl, region, scale, seed)
 
 
-def _workers(sc: Scenario, region_ids: list[str], scale: float, workers: int | None) -> int:
-    expected = scale * SHIPMENTS_PER_YUAN * sum(
-        float(sc.region(r)["revenue_2022"]) * float(sc.region(r)["population_scale"])
+def _sizes(sc: Scenario, region_ids: list[str], scale: float) -> list[float]:
+    """Expected shipments per region (roughly; for the worker heuristics)."""
+    return [
+        scale * SHIPMENTS_PER_YUAN * float(sc.region(r)["revenue_2022"])
+        * float(sc.region(r)["population_scale"])
         for r in region_ids
-    )
-    return resolve_workers(workers, len(region_ids), expected)
+    ]
+
+
+def _workers(sc: Scenario, region_ids: list[str], scale: float, workers: int | None) -> int:
+    return resolve_workers(workers, len(region_ids), sum(_sizes(sc, region_ids, scale)))
 
 
 def _truth(sc: Scenario, parts: list[dict], calibration: dict) -> GroundTruth:
@@ -197,7 +202,8 @@ def simulate_frames(
     t0 = time.perf_counter()
     parts, campaigns, calibration = [], [], {"regions": {}}
     for region, part in in_region_order(
-        _region_task, region_ids, (sc, tl, scale, seed), n_workers
+        _region_task, region_ids, (sc, tl, scale, seed), n_workers,
+        sizes=_sizes(sc, region_ids, scale),
     ):
         campaigns += part.pop("campaigns")
         calibration["regions"][region] = part.pop("calibration")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
 
-__all__ = ["resolve_workers", "in_region_order", "SHIPMENTS_PER_YUAN"]
+__all__ = [
+    "resolve_workers", "in_region_order", "next_region", "SHIPMENTS_PER_YUAN",
+    "MAX_RUNNING_SHIPMENTS",
+]
 
 #: below this many expected shipments per region a worker's start-up (importing pandas,
 #: pyarrow and the package, ~1 s) costs more than the region itself: ``workers=None`` stays
@@ -22,6 +25,11 @@ __all__ = ["resolve_workers", "in_region_order", "SHIPMENTS_PER_YUAN"]
 _MIN_SHIPMENTS_PER_WORKER = 300_000
 #: shipments (2021-2022) per yuan of a region's 2022 revenue target, roughly (for the heuristic)
 SHIPMENTS_PER_YUAN = 0.11
+#: expected shipments the running workers may generate at once: a worker holds ~0.8 GB per
+#: million shipments of its region (benchmarks/bench_simulate.py), so two big regions together
+#: (Guangdong ~4.4 M and Jiangsu ~3.2 M at 50 M national) would need ~6 GB; a region that would
+#: push the running total above this waits (unless nothing else runs)
+MAX_RUNNING_SHIPMENTS = 5_000_000
 
 
 def resolve_workers(workers: int | None, n_regions: int, expected_shipments: float) -> int:
@@ -39,25 +47,64 @@ def resolve_workers(workers: int | None, n_regions: int, expected_shipments: flo
     return min(workers, max(n_regions, 1))
 
 
+def next_region(pending: list[int], running: float, sizes: list[float],
+                budget: float) -> int | None:
+    """Position in ``pending`` (region indices in region order) of the next region to start:
+    the first whose expected size fits next to the ``running`` total within ``budget``; the
+    first one if nothing runs (a region bigger than the budget runs alone); ``None`` to wait."""
+    if not pending:
+        return None
+    if running <= 0:
+        return 0
+    for pos, i in enumerate(pending):
+        if running + sizes[i] <= budget:
+            return pos
+    return None
+
+
 def in_region_order(
-    task: Callable[..., Any], regions: list[str], args: tuple, workers: int
+    task: Callable[..., Any], regions: list[str], args: tuple, workers: int,
+    sizes: list[float] | None = None, budget: float | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """``(region, task(region, *args))`` for every region, in the order of ``regions``.
 
     With ``workers > 1`` the regions run in a pool of that many spawned processes; results are
     yielded as soon as they and all earlier regions are done (so the caller can write region
     ``i`` while later ones are still generated). ``task`` must be a module-level function.
+    With ``sizes`` (expected shipments per region) a region starts only while the running
+    regions' sizes plus its own stay within ``budget`` (see :func:`next_region`), so two big
+    regions never run at once; smaller later regions may run ahead (their results wait).
+    ``budget`` defaults to :data:`MAX_RUNNING_SHIPMENTS` (read at call time).
     """
     if workers <= 1:
         for region in regions:
             yield region, task(region, *args)
         return
+    n = len(regions)
+    budget = MAX_RUNNING_SHIPMENTS if budget is None else float(budget)
+    sizes = [0.0] * n if sizes is None else [float(x) for x in sizes]
+    pending = list(range(n))
+    running: dict[Any, int] = {}
+    done: dict[int, Any] = {}
+    nxt = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(task, region, *args) for region in regions]
         try:
-            for region, fut in zip(regions, futures, strict=True):
-                yield region, fut.result()
+            while nxt < n:
+                while len(running) < workers:
+                    pos = next_region(pending, sum(sizes[i] for i in running.values()), sizes,
+                                      budget)
+                    if pos is None:
+                        break
+                    i = pending.pop(pos)
+                    running[pool.submit(task, regions[i], *args)] = i
+                if nxt in done:
+                    yield regions[nxt], done.pop(nxt)
+                    nxt += 1
+                    continue
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    done[running.pop(fut)] = fut.result()
         except BaseException:
-            for fut in futures:
+            for fut in running:
                 fut.cancel()
             raise

@@ -241,7 +241,9 @@ def write_simulation(
         default: the CPUs, capped by the number of regions, 1 for small jobs). Each worker
         writes its region's rows to its own files; the parent appends them in region order,
         so the folder's files are identical for any number of workers. Peak memory is about
-        one region's rows per worker.
+        one region's rows per worker; a region starts only while the running regions' expected
+        shipments stay within ``parallel.MAX_RUNNING_SHIPMENTS`` (two big regions never run
+        at once).
 
     ``path`` is replaced only if it is empty or a dataset promo-analysis wrote (as
     ``save_dataset`` does).
@@ -254,7 +256,7 @@ def write_simulation(
     from promo_analysis import __version__
     from promo_analysis.dataset import staged_dataset_folder, write_descriptors
 
-    from . import _check, _meta, _truth, _workers
+    from . import _check, _meta, _sizes, _truth, _workers
 
     sc, region_ids, tl = _check(scenario, scale, regions)
     n_workers = _workers(sc, region_ids, scale, workers)
@@ -265,7 +267,8 @@ def write_simulation(
         parts, campaigns, calibration = [], [], {"regions": {}}
         writers.write("regions", regions_frame(region_ids))
         for region, part in in_region_order(
-            _region_files, region_ids, (sc, tl, scale, seed, staging, partitioned), n_workers
+            _region_files, region_ids, (sc, tl, scale, seed, staging, partitioned), n_workers,
+            sizes=_sizes(sc, region_ids, scale),
         ):
             writers.add_region(part)
             for key in ("files", "schemas", "n_parts"):
