@@ -510,11 +510,13 @@ def first_use(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Sectio
         return _missing(sec, f"发券组或对照组少于 {k} 人，结果已隐藏。",
                         f"Fewer than {k} prospects with or without a coupon: suppressed.")
     covs = [c for c in _FIRST_USE_COVARIATES if c in fu.columns and fu[c].nunique() > 1]
+    # a customer can be a not-yet-treated control and later a recipient: cluster the SEs
+    cluster = "customer_id" if "customer_id" in fu.columns else None
     rows = []
     for method in ("naive", "aipw"):
         est = estimate_effect(fu, treatment="got_coupon", outcome="sent_within_window",
                               covariates=() if method == "naive" else covs, method=method,
-                              estimand="att")
+                              estimand="att", cluster=cluster)
         name = label("未调整（有偏）", "naive (biased)", lang) if method == "naive" else label(
             "调整后 AIPW", "adjusted AIPW", lang)
         rows.append({label("方法", "method", lang): name,
