@@ -324,7 +324,8 @@ def first_use_table(
     counts["never_prospects"] = int(never_prospect.sum())
     rng = np.random.default_rng(seed)
     if controls == "never-treated":
-        cand = df.loc[~treated & ~never_prospect]
+        in_cand = ~treated & ~never_prospect
+        cand = df.loc[in_cand, ["region_id", "_known", "first_sent_at"]]
         pseudo = _draw_pseudo_index(cand, pools, rng, until_first_send=True)
         counts["controls_never_eligible"] = int(pseudo.isna().sum())
         keep_c = pseudo.notna()
@@ -332,7 +333,8 @@ def first_use_table(
         # Every prospect (later coupon recipients included) gets a date drawn without looking
         # at their future; the draw is kept only if on that day they were still a prospect
         # without a coupon -- the history up to the index date decides, nothing after it.
-        cand = df.loc[~never_prospect]
+        in_cand = ~never_prospect
+        cand = df.loc[in_cand, ["region_id", "_known", "first_sent_at", "_issued"]]
         pseudo = _draw_pseudo_index(cand, pools, rng, until_first_send=False)
         no_date = pseudo.isna()
         sent_before = cand["first_sent_at"] < pseudo
@@ -341,20 +343,39 @@ def first_use_table(
         counts["control_draws_already_sent"] = int((~no_date & sent_before).sum())
         counts["control_draws_already_treated"] = int((~no_date & ~sent_before & treated_by).sum())
         keep_c = ~no_date & ~sent_before & ~treated_by
-    controls_df = cand.loc[keep_c].copy()
-    controls_df["index_date"] = pseudo.loc[keep_c]
-
-    t = df.loc[keep_t].copy()
-    t["index_date"] = t["_issued"]
-    t["got_coupon"] = 1
-    t["design"] = design_code(t["_threshold"], t["_face"])
-    t["coupon_id"] = t["_coupon_id"]
-    c = controls_df
-    c["got_coupon"] = 0
-    # design and coupon_id stay absent from the control rows: concatenating an all-None object
-    # column makes pandas test every value for NA (seconds at a million rows)
-    out = pd.concat([t, c]).sort_values("customer_id", kind="stable").reset_index(drop=True)
-    out["coupon_id"] = out["coupon_id"].astype(object).where(out["coupon_id"].notna(), None)
+    # Assemble by row positions of ``df`` (one take of the columns, no concat/sort copies):
+    # treated then control rows, ordered as a stable sort by customer_id of that
+    # concatenation would order them. ``df`` is sorted by customer_id, so its runs of equal
+    # ids give the sort key.
+    keep_c = keep_c.to_numpy()
+    pos_t = np.flatnonzero(keep_t.to_numpy())
+    pos_c = np.flatnonzero(in_cand.to_numpy())[keep_c]
+    ids = df["customer_id"].to_numpy()
+    run = np.zeros(len(df), dtype=np.int64)
+    if len(df) > 1:
+        np.cumsum(ids[1:] != ids[:-1], out=run[1:])
+    pos = np.concatenate([pos_t, pos_c])
+    is_control = np.repeat(np.array([False, True]), [len(pos_t), len(pos_c)])
+    order = np.lexsort((pos, is_control, run[pos]))
+    pos, is_control = pos[order], is_control[order]
+    index_date = np.concatenate(
+        [df["_issued"].to_numpy()[pos_t], pseudo.to_numpy(dtype="datetime64[ns]")[keep_c]]
+    )[order]
+    columns = list(df.columns)
+    out = df.take(pos).reset_index(drop=True)
+    del df, cand, pseudo
+    out["index_date"] = index_date
+    out["got_coupon"] = np.where(is_control, 0, 1)
+    treated_rows = np.flatnonzero(~is_control)
+    design = np.full(len(out), None, dtype=object)
+    design[treated_rows] = design_code(
+        out["_threshold"].iloc[treated_rows], out["_face"].iloc[treated_rows]
+    ).to_numpy()
+    out["design"] = design
+    coupon_id = np.full(len(out), None, dtype=object)
+    coupon_id[treated_rows] = out["_coupon_id"].to_numpy()[treated_rows]
+    out["coupon_id"] = coupon_id
+    out["coupon_id"] = out["coupon_id"].where(out["coupon_id"].notna(), None)
 
     delay = out["first_sent_at"] - out["index_date"]
     inside = delay.notna() & (delay >= pd.Timedelta(0)) & (delay < window)
@@ -378,7 +399,7 @@ def first_use_table(
         out["parcels_received"] = np.nan
     extras = [
         col
-        for col in df.columns
+        for col in columns
         if col not in FIRST_USE_COLUMNS
         and not col.startswith("_")
         and col not in ("first_sent_at",)
