@@ -48,11 +48,15 @@ def test_cis_cover_the_truth_in_every_region(four):
     assert (m.price_factor > 1.1).any() and (m.price_factor < 1.0).any()
     by = m.groupby("region_id").cover.mean()
     print(f"coverage by region: {by.round(3).to_dict()}")
-    assert m.cover.mean() >= 0.90, m.loc[~m.cover, ["campaign_id", "region_id"]]
-    assert (by >= 0.85).all(), by
+    # one seed, ~103 campaign rows: coverage has a Monte-Carlo SD of ~3 points (21-36 rows a
+    # region: ~5-6), so the bounds are set ~2.3 SDs below the coverage measured over seeds 1-4
+    # (benchmarks/calibration_campaigns.py: 0.913; every region >= 0.89). The truth offset
+    # this file guards against is tested directly below (no_truth_offset).
+    assert m.cover.mean() >= 0.85, m.loc[~m.cover, ["campaign_id", "region_id"]]
+    assert (by >= 0.75).all(), by
     # national and provincial campaigns alike
     for kind, g in m.groupby("national"):
-        assert g.cover.mean() >= 0.85, (kind, g.cover.mean())
+        assert g.cover.mean() >= 0.80, (kind, g.cover.mean())
     # intervals are not just wide: estimates track the truth
     assert np.corrcoef(m.estimate, m.incremental_revenue)[0, 1] > 0.8
 
