@@ -49,6 +49,9 @@ __all__ = [
 #: ``revenue = list_price - discount`` and ``discount = face_value`` hold within this (yuan).
 MONEY_TOLERANCE = 0.01
 _EPS = 1e-9  # float noise: 0.1 + 0.2 != 0.3
+#: the characters Ibis's ``strip()`` removes on DuckDB and Spark (literal, not regex escapes:
+#: ``\v`` means a different class in Java's regexes)
+_BLANK = " \t\n\r\x0b\x0c"
 
 Predicate = Callable[[ir.Table, Mapping[str, ir.Table]], ir.BooleanValue]
 
@@ -77,9 +80,12 @@ def _missing(value: ir.Column, dtype: str) -> ir.BooleanValue:
     out = value.isnull()
     t = value.type()
     if t.is_string():
-        text = value.strip().lower()
-        tokens = ("",) if dtype == "string" else MISSING_TOKENS
-        out = out | text.isin(tokens)
+        if dtype == "string":
+            # blank = nothing but the characters strip() removes; one regex match costs a
+            # sixth of lower(trim(x)) = '' (two string copies per row; measured on DuckDB)
+            out = out | value.re_search(f"^[{_BLANK}]*$")
+        else:
+            out = out | value.strip().lower().isin(MISSING_TOKENS)
     elif t.is_floating():
         out = out | value.isnan()
     return out
@@ -160,14 +166,19 @@ def _cast_columns(raw: ir.Table, table: str) -> list[str]:
     ]
 
 
-def _key_counts(t: ir.Table, key: list[str], name: str) -> ir.Table:
-    """``t`` with ``name`` = the number of rows sharing its (non-missing) ``key``.
+def _key_counts(t: ir.Table, key: list[str], name: str, base: ir.Table | None = None) -> ir.Table:
+    """``t`` with ``name`` = the number of rows of ``base`` (default ``t``) sharing its
+    (non-missing) ``key``, or null when the key is unique or missing.
 
-    An aggregate joined back rather than a window function: the join's hash table holds one
-    row per distinct key, where a window would buffer the whole table with all its columns.
+    Only the duplicated keys are joined back: the join's hash table then holds a handful of
+    rows instead of one per distinct key (at 10 M shipments, 10 M shipment ids), and ``> 1``
+    comparisons treat the nulls as passing. Counting on ``base`` -- the conformed table, not
+    ``t`` with an earlier count joined in -- keeps each count a single scan of the table.
     """
-    keyed = t.filter([t[k].notnull() for k in key])
+    src = t if base is None else base
+    keyed = src.filter([src[k].notnull() for k in key])
     counts = keyed.group_by(key).agg(**{name: keyed.count()})
+    counts = counts.filter(counts[name] > 1)
     counts = counts.rename({f"__k_{k}": k for k in key})
     joined = t.left_join(counts, [t[k] == counts[f"__k_{k}"] for k in key])
     return joined.drop(*[f"__k_{k}" for k in key])
@@ -206,11 +217,11 @@ def check_table(raw: ir.Table, table: str, tables: Mapping[str, ir.Table]) -> ir
 
     spec = CONTRACT[table]
     copies = {f"__raw_{c}": raw[c] for c in _cast_columns(raw, table)}
-    t = conform(raw.mutate(**copies) if copies else raw, table)
+    t = base = conform(raw.mutate(**copies) if copies else raw, table)
     if all(k in t.columns for k in spec.key):
-        t = _key_counts(t, list(spec.key), "__n_key")
+        t = _key_counts(t, list(spec.key), "__n_key", base)
     if table == "shipments" and "coupon_id" in t.columns:
-        t = _key_counts(t, ["coupon_id"], "__coupon_uses")
+        t = _key_counts(t, ["coupon_id"], "__coupon_uses", base)
         coupons = tables.get("coupons")
         attrs = _coupon_attributes(coupons) if coupons is not None else None
         if attrs is not None:

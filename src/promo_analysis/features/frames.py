@@ -45,4 +45,7 @@ def to_frame(expr: Any, sort_by: Sequence[str] = ()) -> pd.DataFrame:
     schema = pa.schema(fields)
     if schema != table.schema:
         table = table.cast(schema)
-    return table.to_pandas()
+    # self_destruct frees each Arrow column once converted (the table is ours alone), so the
+    # peak is about one copy of the result, not two; split_blocks keeps pandas from
+    # consolidating (copying) same-dtype columns into one block on the way
+    return table.to_pandas(split_blocks=True, self_destruct=True)
