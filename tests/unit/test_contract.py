@@ -342,3 +342,20 @@ def test_docs_data_contract_matches_code():
     for rule in ["missing_table", "missing_column", "parse", "not_null", "category",
                  "unique_key", "foreign_key", *(r.rule for r in ROW_RULES)]:
         assert f"| `{rule}` |" in doc, rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "\t", "\x0b", "\x0c", " \t\n\r\x0b\x0c ", "x", " x ", "x\n", "\nx", "NA", "\u3000"],
+)
+def test_blank_text_is_missing_exactly_when_only_strip_characters(text):
+    # a text column is missing when nothing but the characters str.strip() of SQL trims is
+    # left: spaces, tab, newline, CR, VT, FF -- not an ideographic space, not a token like NA
+    expected = int(text.strip(" \t\n\r\x0b\x0c") == "")
+    frames = valid_frames()
+    _set("regions", 0, "name_zh", text)(frames)
+    assert frames["regions"].loc[0, "name_zh"] == text
+    report = _report(frames)
+    found = report.issues[(report.issues["rule"] == "not_null")
+                          & (report.issues["column"] == "name_zh")]
+    assert found["rows_failing"].sum() == expected
