@@ -406,3 +406,24 @@ def test_duckdb_arg_min_path_equals_the_portable_path(tiny_ds, monkeypatch):
     pd.testing.assert_frame_equal(fast, slow)
     assert fast.attrs["exclusions"] == slow.attrs["exclusions"]
     assert fast.attrs["exclusions"]["coupons_to_non_prospects"] == 2
+
+
+@pytest.mark.parametrize("controls", ["not-yet-treated", "never-treated"])
+def test_rows_are_ordered_by_customer_with_the_treated_row_first(controls):
+    """The table is assembled by row positions; its order must be that of stacking the treated
+    rows on the control rows and sorting stably by customer id, rebuilt here from the rows."""
+    df = first_use_table(_null_world(400, seed=3), as_of="2023-01-01", controls=controls)
+    assert isinstance(df.index, pd.RangeIndex)
+    both = df["customer_id"].duplicated(keep=False)
+    if controls == "not-yet-treated":
+        assert both.any()  # people who are a control first and treated later
+    else:
+        assert not both.any()
+    rebuilt = pd.concat([df[df["got_coupon"] == 1], df[df["got_coupon"] == 0]])
+    rebuilt = rebuilt.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(df, rebuilt)
+    treated = df[df["got_coupon"] == 1]
+    assert treated["design"].eq("12-3").all() and treated["coupon_id"].str.startswith("k").all()
+    control = df[df["got_coupon"] == 0]
+    assert control["design"].isna().all() and control["coupon_id"].isna().all()
+    assert (df.loc[~both, "customer_id"].is_monotonic_increasing)
