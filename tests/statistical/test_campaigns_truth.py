@@ -27,7 +27,9 @@ def test_cis_cover_true_incremental_revenue(effects, small_ds):
     m = _with_truth(effects, small_ds)
     cover = (m.ci_low <= m.incremental_revenue) & (m.incremental_revenue <= m.ci_high)
     assert len(m) >= 40
-    assert cover.mean() >= 0.90, m.loc[~cover, ["campaign_id", "region_id", "estimate", "se",
+    # one seed, ~60 campaigns: the Monte-Carlo SD of a 0.92 coverage is ~0.035, so one draw is
+    # held to 0.85; the >= 90% claim is checked over seeds in benchmarks/calibration_campaigns.py
+    assert cover.mean() >= 0.85, m.loc[~cover, ["campaign_id", "region_id", "estimate", "se",
                                                 "incremental_revenue"]]  # fmt: skip
     # and the estimates track the truth across campaigns
     assert np.corrcoef(m.estimate, m.incremental_revenue)[0, 1] > 0.8
