@@ -11,6 +11,7 @@ shipments (within a few percent); the dataset is written once and reused by late
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import resource
@@ -22,6 +23,27 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 _PILOT_SCALE = 0.001
+
+
+def append_rows(path: Path, rows: list[dict], fields: list[str] | None = None) -> None:
+    """Write ``rows`` to the CSV at ``path`` after the rows already there, so a run at one size
+    does not erase the measurements of another. Columns: ``fields``, else the earlier header
+    followed by any new keys; values a row lacks are left blank."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old: list[dict] = []
+    header: list[str] = []
+    if path.exists():
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            old, header = list(reader), list(reader.fieldnames or [])
+    if fields is None:
+        fields = header + [k for r in rows for k in r if k not in header]
+        fields = list(dict.fromkeys(fields))
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(old + rows)
 
 
 def _make_cache() -> None:

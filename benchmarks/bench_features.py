@@ -237,7 +237,7 @@ def main() -> None:
             rows.append({**row, "dataset": folder.name, **h.machine()})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out, index=False)
+    h.append_rows(out, rows)
     print(f"wrote {out}")
 
 

@@ -123,7 +123,7 @@ def main() -> None:
             rows.append({**row, "dataset": folder.name})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).assign(**h.machine()).to_csv(out, index=False)
+    h.append_rows(out, [{**r, **h.machine()} for r in rows])
     print("wrote", out)
 
 

@@ -21,7 +21,6 @@ reference for the parallel speed-up. Appends rows to ``benchmarks/results/simula
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _harness import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "simulate.csv"
 FIELDS = [
@@ -160,15 +161,7 @@ def main() -> None:
         row["target_met"] = (row["total_s"] < 60 and mem < 4) if at_size else ""
         rows.append(row)
         print(json.dumps(row), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    old = []
-    if RESULTS.exists():  # keep earlier rows, under the current columns
-        with RESULTS.open(newline="") as fh:
-            old = list(csv.DictReader(fh))
-    with RESULTS.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS, restval="", extrasaction="ignore")
-        w.writeheader()
-        w.writerows(old + rows)
+    append_rows(RESULTS, rows, FIELDS)
 
 
 if __name__ == "__main__":

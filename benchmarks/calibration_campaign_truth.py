@@ -14,13 +14,13 @@ Writes ``benchmarks/results/calibration_campaign_truth.csv`` (one row per scale)
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+from _harness import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "calibration_campaign_truth.csv"
 TARGET = 20.50e6
@@ -62,15 +62,7 @@ def main() -> None:
             "generator": args.note,
         })
         print(rows[-1], flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    old = []
-    if RESULTS.exists():  # keep earlier rows, under the current columns
-        with RESULTS.open(newline="") as fh:
-            old = list(csv.DictReader(fh))
-    with RESULTS.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]), restval="", extrasaction="ignore")
-        w.writeheader()
-        w.writerows(old + rows)
+    append_rows(RESULTS, rows, None)
 
 
 if __name__ == "__main__":
