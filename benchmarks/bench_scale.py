@@ -517,7 +517,9 @@ def summary() -> str:
         target, met = _evaluate(r, by_key[r["data_key"]])
         ref = COMPARED.get(r["step"], (None,))[0]
         ref_row = newest.get((r["data_key"], ref)) if ref else None
-        vs = _ratio(_wall(r), _wall(ref_row)) if ref_row else ""
+        # a failed reference (e.g. killed for memory) has no time to compare with
+        ref_ok = ref_row is not None and str(ref_row.get("ok")) in ("True", "true", "1")
+        vs = _ratio(_wall(r), _wall(ref_row)) if ref_ok else ""
         load = f"{r['load_1m_before']}/{r['load_1m_after']}"
         out.append(f"| {int(float(r['shipments'] or 0)):,} | {r['step']} | "
                    f"{r.get('step_wall_s', '')} | {r.get('step_cpu_s', '')} | {r['wall_s']} | "
