@@ -74,14 +74,19 @@ def test_notebook_executes(path, sample_dir, tmp_path):
         assert expected in text, f"{path.name}: no {expected!r} in the outputs"
 
 
-def test_regional_report_two_regions(sample_dir, notebook_ds, tmp_path):
+def test_regional_report_two_regions(sample_dir, notebook_ds, tmp_path, monkeypatch):
+    import os
+
     from promo_analysis.report import render_reports
     from promo_analysis.report.html import external_references
     from promo_analysis.report.privacy import find_identifiers
     from promo_analysis.report.sections import SECTION_KEYS
 
-    out = tmp_path / "reports"
-    summary = render_reports(sample_dir, regions=["guangxi", "shanxi"], out=out,
+    # relative paths, as `make reports` passes them: nothing may change the process's cwd while
+    # one region's notebook runs and the next region's inputs are built
+    monkeypatch.chdir(tmp_path)
+    data = Path(os.path.relpath(sample_dir, tmp_path))
+    summary = render_reports(data, regions=["guangxi", "shanxi"], out=Path("reports"),
                              template=TEMPLATE, workers=2, progress=None)
     errors = {r: s.error for r, s in summary.regions.items() if s.status != "ok"}
     assert summary.ok, errors
@@ -106,4 +111,4 @@ def test_regional_report_two_regions(sample_dir, notebook_ds, tmp_path):
     assert set(manifest["regions"]) == {"guangxi", "shanxi"}
     assert all(r["seconds"] > 0 for r in manifest["regions"].values())
     assert manifest["dataset"]["fingerprint"].startswith("sha256:")
-    assert (out / "latest").resolve() == summary.folder.resolve()
+    assert (tmp_path / "reports" / "latest").resolve() == summary.folder.resolve()

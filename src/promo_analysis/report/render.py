@@ -190,7 +190,8 @@ def _render_one(
             kernel_name="python3",
             progress_bar=False,
             log_output=False,
-            cwd=str(folder),
+            # no ``cwd=``: papermill would chdir the whole process, which races with the inputs
+            # of the next regions being built on the main thread (relative paths then break)
             # a hung cell fails its region instead of blocking the run forever
             execution_timeout=CELL_TIMEOUT,
         )
@@ -333,7 +334,7 @@ def render_reports(
     stem = started.strftime("%Y%m%dT%H%M%SZ") + "-" + hashlib.sha256(
         json.dumps([fingerprint, params, regions], sort_keys=True).encode()
     ).hexdigest()[:6]
-    out = Path(out)
+    out = Path(out).resolve()
     run_id, folder = _new_run_folder(out, stem)
 
     report = None
