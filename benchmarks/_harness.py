@@ -100,6 +100,24 @@ def dataset_for(n_shipments: int, data: str | Path | None = None, seed: int = 0)
     return folder
 
 
+def run_steps(script: str | Path, names: list[str], key: str, sizes: str = "",
+              data: str | Path | None = None) -> list[dict]:
+    """Run ``script``'s steps ``names`` on each dataset (``data``, else one per size of
+    ``sizes``), every step in a fresh subprocess; one result row per step and dataset, the step
+    name under ``key``."""
+    folders = ([dataset_for(0, data)] if data
+               else [dataset_for(n) for n in parse_sizes(sizes)])
+    rows = []
+    for folder in folders:
+        n = count_shipments(folder)
+        for name in names:
+            row = {"shipments": n, **run_step(script, [name, str(folder)])}
+            row.setdefault(key, name)
+            print(row, flush=True)
+            rows.append({**row, "dataset": folder.name, **machine()})
+    return rows
+
+
 def count_shipments(folder: Path) -> int:
     """Rows of the dataset's shipments table (from the Parquet footers only)."""
     import duckdb

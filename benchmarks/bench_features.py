@@ -225,16 +225,7 @@ def main() -> None:
     if args.step:
         print(json.dumps(step(args.step[0], Path(args.step[1]))))
         return
-    folders = ([Path(args.data)] if args.data
-               else [h.dataset_for(n) for n in h.parse_sizes(args.sizes)])
-    rows = []
-    for folder in folders:
-        n = h.count_shipments(folder)
-        for method in args.methods.split(","):
-            row = {"shipments": n, **h.run_step(__file__, [method, str(folder)])}
-            row.setdefault("method", method)
-            print(row, flush=True)
-            rows.append({**row, "dataset": folder.name, **h.machine()})
+    rows = h.run_steps(__file__, args.methods.split(","), "method", args.sizes, args.data)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     h.append_rows(out, rows)

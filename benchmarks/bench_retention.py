@@ -111,19 +111,10 @@ def main() -> None:
     if args.step:
         print(json.dumps(step(args.step[0], Path(args.step[1]))))
         return
-    folders = ([Path(args.data)] if args.data
-               else [h.dataset_for(n) for n in h.parse_sizes(args.sizes)])
-    rows = []
-    for folder in folders:
-        n = h.count_shipments(folder)
-        for name in args.steps.split(","):
-            row = {"shipments": n, **h.run_step(__file__, [name, str(folder)])}
-            row.setdefault("step", name)
-            print(row, flush=True)
-            rows.append({**row, "dataset": folder.name})
+    rows = h.run_steps(__file__, args.steps.split(","), "step", args.sizes, args.data)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    h.append_rows(out, [{**r, **h.machine()} for r in rows])
+    h.append_rows(out, rows)
     print("wrote", out)
 
 
