@@ -90,11 +90,13 @@ def _check(scenario, scale, regions) -> tuple[Scenario, list[str], Timeline]:
     return sc, _regions(sc, regions), Timeline(sc.start, sc.n_days)
 
 
-def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: int) -> dict:
-    """Everything one region contributes: its table rows, campaign copies, truth parts."""
+def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: int,
+                  arrow: bool = False) -> dict:
+    """Everything one region contributes: its table rows (pandas, or Arrow tables for the
+    writer, except the small survey), campaign copies, truth parts."""
     camps = campaign_calendar(sc, tl, [region], _rng(seed, region, "campaigns"))
     world = simulate_region(sc, tl, region, scale, camps, _rng(seed, region, "world"))
-    tables = region_tables(world, sc, tl, _rng(seed, region, "tables"))
+    tables = region_tables(world, sc, tl, _rng(seed, region, "tables"), arrow=arrow)
     survey, survey_truth = simulate_survey(sc, tl, region, _rng(seed, region, "survey"), world)
     t_rng = _rng(seed, region, "truth")
     rp = sc.region(region)

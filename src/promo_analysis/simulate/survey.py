@@ -158,7 +158,11 @@ def simulate_survey(
             share=float(sv.get("linked_share", 0.6)),
             strength=float(sv.get("answer_behaviour", 0.5)),
         )
-        customer_id = np.where(match >= 0, world.customer_ids[np.maximum(match, 0)], None)
+        customer_id = np.full(match.size, None, dtype=object)
+        linked = match >= 0
+        customer_id[linked] = world.customer_ids.take(match[linked]).to_numpy(
+            zero_copy_only=False
+        )
     out = pd.DataFrame(
         {
             "response_id": [f"{region}-r{i:05d}" for i in range(len(smp))],

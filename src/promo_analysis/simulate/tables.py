@@ -24,13 +24,28 @@ _DAY = 86400
 _MIN = 60
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    """``prefix`` + zero-padded numbers, as an object array of str (Arrow: fast at 10 M)."""
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """``prefix`` + zero-padded numbers, as an Arrow string array (no Python str per row)."""
     numbers = np.asarray(numbers, dtype=np.int64)
     if numbers.size == 0:
-        return np.zeros(0, dtype=object)
+        return pa.array([], type=pa.string())
     digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width, "0")
-    return pc.binary_join_element_wise(prefix, digits, "").to_numpy(zero_copy_only=False)
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def _take(values: pa.Array, idx: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """``values[idx]``, null where ``null`` is true (those positions of ``idx`` are ignored)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if null is not None:
+        idx = np.where(null, 0, idx)
+    if not len(values):  # only nulls can be taken from nothing
+        return pa.nulls(idx.size, values.type)
+    return values.take(pa.array(idx, mask=null))
+
+
+def _labels(values: list) -> pa.Array:
+    """A small Arrow string array of labels (None: null) to take rows from by code."""
+    return pa.array(list(values), type=pa.string())
 
 
 def _ts(tl: Timeline, seconds: np.ndarray) -> np.ndarray:
@@ -69,28 +84,41 @@ def _group_cummax(x: np.ndarray, new_grp: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(x.astype(np.int64) + lift) - lift
 
 
-def _stack(parts: list[dict]) -> pd.DataFrame:
-    """One frame from column dicts of equal-length arrays (a scalar is repeated): what
+def _stack(parts: list[dict]) -> dict:
+    """One column dict from column dicts of equal-length arrays (a scalar is repeated): what
     ``pd.concat`` of their frames gives, without its per-value all-missing checks of object
-    columns (seconds at millions of rows)."""
-    sizes = [max(np.size(v) for v in p.values() if np.ndim(v)) for p in parts]
+    columns (seconds at millions of rows). Arrow columns stay Arrow."""
+    sizes = [max(len(v) for v in p.values() if isinstance(v, (pa.Array, np.ndarray)))
+             for p in parts]
     cols = {}
     for key in parts[0]:
+        vals = [p[key] for p in parts]
+        if all(isinstance(v, pa.Array) for v in vals):
+            cols[key] = pa.concat_arrays(vals)
+            continue
         cols[key] = np.concatenate([
-            np.asarray(p[key]) if np.ndim(p[key]) else np.full(n, p[key], dtype=object)
-            for p, n in zip(parts, sizes, strict=True)
+            v.to_numpy(zero_copy_only=False) if isinstance(v, pa.Array)
+            else np.asarray(v) if np.ndim(v) else np.full(n, v, dtype=object)
+            for v, n in zip(vals, sizes, strict=True)
         ])
-    return pd.DataFrame(cols, copy=False)
+    return cols
 
 
 def region_tables(
-    world: RegionWorld, sc, tl: Timeline, rng: np.random.Generator
-) -> dict[str, pd.DataFrame]:
+    world: RegionWorld, sc, tl: Timeline, rng: np.random.Generator, arrow: bool = False
+) -> dict[str, pd.DataFrame] | dict[str, pa.Table]:
     """The region's rows of customers, shipments, coupons and assignments.
 
-    Also stores ``world.rec["sent_s"]``, ``["shipment_id"]`` and ``world.customer_ids`` for the
-    truth computations.
+    As pandas frames in the contract's dtypes, or (``arrow=True``, what the writer uses) as
+    Arrow tables in the contract's types: same values, no Python string per id. Also stores
+    ``world.rec["sent_s"]`` and ``world.customer_ids`` (Arrow, every person's id by index)
+    for the truth and survey computations.
     """
+    from .columns import to_arrow, to_pandas
+
+    def table(name: str, cols: dict):
+        return to_arrow(name, cols) if arrow else to_pandas(cols)
+
     region = world.region
     people = world.people
     rec = world.rec
@@ -103,9 +131,11 @@ def region_tables(
     cid = _ids(f"{region}-c", idx_all, 7)
     world.customer_ids = cid
     known = np.where(people.kind == PRIOR, world.t_first, people.known_day)
-    customers = pd.DataFrame(
+    kept = np.flatnonzero(keep)
+    customers = table(
+        "customers",
         {
-            "customer_id": cid[keep],
+            "customer_id": _take(cid, kept),
             "region_id": region,
             "known_since": _ts(tl, known[keep] * _DAY),  # whole days: midnight
             "segment": segs[people.segment[keep]],
@@ -113,7 +143,6 @@ def region_tables(
             "parcels_received": people.parcels_received[keep].astype(np.int64),
             "prior_sender": (people.kind[keep] == PRIOR),
         },
-        copy=False,
     )
 
     # shipments in time order
@@ -125,18 +154,19 @@ def region_tables(
     rec["sent_s"] = sent
     n = len(sent)
     sid = _ids(f"{region}-s", np.arange(n), 8)
-    rec["shipment_id"] = sid
     first_s = np.full(len(people), -1, dtype=np.int64)
     f = rec["k"] == 1
     first_s[rec["cust"][f]] = sent[f]
-    camp_ids = np.array([c.campaign_id for c in world.campaigns] + [None], dtype=object)
+    camp_ids = _labels([c.campaign_id for c in world.campaigns] + [None])
+    n_camp = len(world.campaigns)
 
     # coupons ---------------------------------------------------------------------------
     cp = sc.coupons
     d_thr, d_face = design_arrays(sc)
     validity = int(cp["validity_days"])
     rows = []
-    coupon_of_rec = np.full(n, None, dtype=object)
+    # each parcel's coupon as a position in [personal ids, used ids]; -1 none
+    coupon_of_rec = np.full(n, -1, dtype=np.int64)
 
     # 1. personal coupons to prospects (courier, experiment), used or not
     has = np.flatnonzero(world.coupon_day >= 0)
@@ -150,8 +180,8 @@ def region_tables(
     rows.append(
         {
             "coupon_id": k_ids,
-            "campaign_id": None,
-            "customer_id": cid[has],
+            "campaign_id": pa.nulls(has.size, pa.string()),
+            "customer_id": _take(cid, has),
             "issued_at": _ts(tl, issue_s),
             "expires_at": _ts(tl, (world.coupon_day[has] + validity) * _DAY - 1),
             "threshold": d_thr[des],
@@ -163,13 +193,13 @@ def region_tables(
     )
     m1 = rec["coupon_kind"] == 1
     # has is sorted: a customer's coupon row by binary search
-    coupon_of_rec[m1] = k_ids[np.searchsorted(has, rec["cust"][m1])]
+    coupon_of_rec[m1] = np.searchsorted(has, rec["cust"][m1])
 
     # 2-4. coupons used on customers' parcels
     kind = rec["coupon_kind"]
     used = np.flatnonzero(kind >= 2)
     u_ids = _ids(f"{region}-u", np.arange(used.size), 8)
-    coupon_of_rec[used] = u_ids
+    coupon_of_rec[used] = len(k_ids) + np.arange(used.size)
     camp = rec["coupon_campaign"][used]
     c_start = np.array([c.start for c in world.campaigns] + [0])[camp]
     c_end = np.array([c.end for c in world.campaigns] + [0])[camp]
@@ -197,8 +227,8 @@ def region_tables(
     rows.append(
         {
             "coupon_id": u_ids,
-            "campaign_id": np.where(k_used == 4, None, camp_ids[camp]),
-            "customer_id": np.where(k_used == 2, None, cid[rec["cust"][used]]),
+            "campaign_id": _take(camp_ids, np.where(camp < 0, n_camp, camp), k_used == 4),
+            "customer_id": _take(cid, rec["cust"][used], k_used == 2),
             "issued_at": _ts(tl, iss),
             "expires_at": _ts(tl, exp_s),
             "threshold": rec["coupon_thr"][used],
@@ -245,8 +275,8 @@ def region_tables(
         rows.append(
             {
                 "coupon_id": _ids(f"{region}-x", np.arange(xc.size), 8),
-                "campaign_id": camp_ids[xc],
-                "customer_id": np.where(anon, None, cid[np.maximum(xw, 0)]),
+                "campaign_id": _take(camp_ids, xc),
+                "customer_id": _take(cid, xw, anon),
                 "issued_at": _ts(tl, xi),
                 "expires_at": _ts(tl, (c_end + 1) * _DAY - 1),
                 "threshold": c_thr[xc],
@@ -256,12 +286,13 @@ def region_tables(
                 ).astype(object),
             }
         )
-    coupons = _stack(rows)
+    coupons = table("coupons", _stack(rows))
 
-    shipments = pd.DataFrame(
+    shipments = table(
+        "shipments",
         {
             "shipment_id": sid,
-            "customer_id": cid[rec["cust"]],
+            "customer_id": _take(cid, rec["cust"]),
             "region_id": region,
             "sent_at": _ts(tl, sent),
             "channel": rec["channel"],
@@ -269,26 +300,30 @@ def region_tables(
             "list_price": rec["list_price"],
             "discount": rec["discount"],
             "revenue": np.round(rec["revenue"], 2),
-            "coupon_id": coupon_of_rec,
-            "campaign_id": camp_ids[rec["campaign"]],
+            "coupon_id": _take(pa.concat_arrays([k_ids, u_ids]), coupon_of_rec,
+                               coupon_of_rec < 0),
+            "campaign_id": _take(camp_ids, np.where(rec["campaign"] < 0, n_camp,
+                                                    rec["campaign"])),
             "payment": rec["payment"],
         },
-        copy=False,
     )
 
-    assignments = pd.DataFrame(
-        columns=["experiment_id", "customer_id", "arm", "assigned_at"]
-    )
+    no_rows = np.zeros(0, dtype=object)
+    assignments = table("assignments", {
+        "experiment_id": no_rows, "customer_id": no_rows, "arm": no_rows,
+        "assigned_at": np.zeros(0, dtype="datetime64[ns]"),
+    })
     if world.experiment is not None:
         part = np.flatnonzero(world.exp_arm >= 0)
         arms = np.asarray(world.experiment["arms"], dtype=object)
         a_s = world.exp_day[part] * _DAY + 8 * 3600
         # design arms: the coupon is issued at assignment (same timestamp)
         a_s = np.where(world.assigned_s[part] >= 0, world.assigned_s[part], a_s)
-        assignments = pd.DataFrame(
+        assignments = table(
+            "assignments",
             {
                 "experiment_id": world.experiment["experiment_id"],
-                "customer_id": cid[part],
+                "customer_id": _take(cid, part),
                 "arm": arms[world.exp_arm[part]],
                 "assigned_at": _ts(tl, a_s),
             }

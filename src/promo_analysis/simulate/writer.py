@@ -19,36 +19,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from promo_analysis.contract import CONTRACT, CONTRACT_VERSION, coerce_frame
+from promo_analysis.contract import CONTRACT_VERSION, coerce_frame
 from promo_analysis.regions import regions_frame
 
 from .campaigns import campaigns_frame
+from .columns import table_schema
 from .parallel import in_region_order
 from .scenario import Scenario
 
 __all__ = ["write_simulation", "PARTITIONS"]
-
-_ARROW = {
-    "string": pa.string(),
-    "float64": pa.float64(),
-    "int64": pa.int64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us"),
-    "date": pa.date32(),
-}
-
-
-def _schema(table: str, df: pd.DataFrame) -> pa.Schema:
-    """Contract columns with their contract types, then the extra columns as pandas has them."""
-    spec = CONTRACT[table].columns
-    fields = []
-    for col in df.columns:
-        if col in spec:
-            fields.append(pa.field(col, _ARROW[spec[col].dtype]))
-        else:
-            fields.append(pa.Schema.from_pandas(df[[col]], preserve_index=False).field(col))
-    return pa.schema(fields)
-
 
 #: partitioned layout: table -> (timestamp column the ``month`` partition is derived from,
 #: hive partition columns). Coupons have no region_id; their part files are per region.
@@ -77,41 +56,63 @@ def _release_free_memory() -> None:
 _SPOOL = "_regions"
 
 
-def _write_parts(folder: Path, table: str, df: pd.DataFrame, schema: pa.Schema,
-                 region: str) -> int:
+#: partition keys combine into one int64 per row, each key's code in base 2**20
+_KEY_BASE = 1 << 20
+
+
+def _key_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a partition column's values in sorted value order, and the values."""
+    enc = column.combine_chunks().dictionary_encode()
+    values = enc.dictionary.to_numpy(zero_copy_only=False)
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return rank[enc.indices.to_numpy(zero_copy_only=False)], values[order]
+
+
+def _write_parts(folder: Path, table: str, arrow: pa.Table, region: str) -> int:
     """One region's rows as hive part files ``<table>/<key>=<value>/.../part-<region>``;
     returns how many files it wrote.
 
     The partition columns are in the folder names, not in the files (as Spark and pyarrow
-    write them); ``month`` (``YYYY-MM`` of the timestamp) only organises the files.
+    write them); ``month`` (``YYYY-MM`` of the timestamp) only organises the files. Files
+    come in sorted key order, each with its rows in table order.
     """
     stamp, keys = PARTITIONS[table]
-    file_schema = pa.schema([f for f in schema if f.name not in keys])
-    if not len(df):
+    if not arrow.num_rows:
         return 0
-    if df[stamp].isna().any():  # the contract makes it non-null; a generator bug otherwise
-        raise ValueError(f"{table}.{stamp}: {int(df[stamp].isna().sum())} null value(s)")
+    nulls = arrow.column(stamp).null_count
+    if nulls:  # the contract makes it non-null; a generator bug otherwise
+        raise ValueError(f"{table}.{stamp}: {nulls} null value(s)")
     # month as an integer code (year * 100 + month), not one Python string per row: at
     # millions of rows the strings alone cost ~60 bytes a row
-    ym = df[stamp].to_numpy().astype("datetime64[M]").astype(np.int64)
-    month = pd.Series(1970 * 100 + (ym // 12) * 100 + ym % 12 + 1, index=df.index)
-    by = [df[k] for k in keys if k != "month"] + [month]
-    n = 0
-    for values, part in df.groupby(by, sort=True):
-        values = values if isinstance(values, tuple) else (values,)
-        sub = folder / table
-        for key, value in zip(keys, values, strict=True):
-            if key == "month":
-                value = f"{value // 100:04d}-{value % 100:02d}"
-            sub = sub / f"{key}={value}"
+    ym = arrow.column(stamp).to_numpy().astype("datetime64[M]").astype(np.int64)
+    month = 1970 * 100 + (ym // 12) * 100 + ym % 12 + 1
+    # one sortable integer per row: the other keys' codes (in key order), then the month
+    if keys[-1] != "month":
+        raise ValueError(f"{table}: month must be the last partition key, got {keys}")
+    key = np.zeros(arrow.num_rows, dtype=np.int64)
+    labels = []
+    for name in keys[:-1]:
+        codes, values = _key_codes(arrow.column(name))
+        key = key * _KEY_BASE + codes
+        labels.append(values)
+    key = key * _KEY_BASE + month
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    rows = arrow.drop_columns([k for k in keys if k in arrow.column_names])
+    for lo, hi in zip(starts, np.r_[starts[1:], key.size], strict=True):
+        rest, m = divmod(int(key[lo]), _KEY_BASE)
+        parts = [f"month={m // 100:04d}-{m % 100:02d}"]
+        for name, values in zip(reversed(keys[:-1]), reversed(labels), strict=True):
+            rest, code = divmod(rest, _KEY_BASE)
+            parts.insert(0, f"{name}={values[code]}")
+        sub = folder.joinpath(table, *parts)
         sub.mkdir(parents=True, exist_ok=True)
-        arrow = pa.Table.from_pandas(
-            part.drop(columns=[k for k in keys if k in part.columns]),
-            schema=file_schema, preserve_index=False,
-        )
-        pq.write_table(arrow, sub / f"part-{region}.parquet", row_group_size=1 << 20)
-        n += 1
-    return n
+        pq.write_table(rows.take(order[lo:hi]), sub / f"part-{region}.parquet",
+                       row_group_size=1 << 20)
+    return len(starts)
 
 
 def _region_files(region: str, sc: Scenario, tl, scale: float, seed: int, folder: Path,
@@ -124,24 +125,29 @@ def _region_files(region: str, sc: Scenario, tl, scale: float, seed: int, folder
     """
     from . import _coerce, _region_parts
 
-    part = _region_parts(sc, tl, region, scale, seed)
+    part = _region_parts(sc, tl, region, scale, seed, arrow=True)
     files, schemas, n_parts = {}, {}, {}
     spool = folder / _SPOOL
     spool.mkdir(exist_ok=True)
     for table in _REGION_TABLES:
-        df = _coerce(part["tables"][table], table, coerce_frame)
-        schema = schemas[table] = _schema(table, df)
+        arrow = part["tables"][table]
+        if isinstance(arrow, pd.DataFrame):  # the survey (small): built in pandas
+            df = _coerce(arrow, table, coerce_frame)
+            arrow = pa.Table.from_pandas(df, schema=table_schema(table, df),
+                                         preserve_index=False).replace_schema_metadata(None)
+            del df
+        part["tables"][table] = None  # the Arrow table is the only copy of the rows
+        schema = schemas[table] = arrow.schema
         if partitioned and table in PARTITIONS:
-            n_parts[table] = _write_parts(folder, table, df, schema, region)
-            part["tables"][table] = df = None
+            n_parts[table] = _write_parts(folder, table, arrow, region)
+            del arrow
             continue
         files[table] = str(spool / f"{region}.{table}.arrow")
-        # in row-group-sized batches: the Arrow copy of the rows never exists all at once
+        # one record batch per row group: the parent appends them as the file's row groups
         with pa.OSFile(files[table], "wb") as sink, pa.ipc.new_file(sink, schema) as w:
-            for lo in range(0, max(len(df), 1), _ROW_GROUP):
-                w.write_table(pa.Table.from_pandas(df.iloc[lo : lo + _ROW_GROUP], schema=schema,
-                                                   preserve_index=False))
-        part["tables"][table] = df = None  # free each table once it is spooled
+            for lo in range(0, max(arrow.num_rows, 1), _ROW_GROUP):
+                w.write_table(arrow.slice(lo, _ROW_GROUP))
+        del arrow  # free each table once it is spooled
     del part["tables"]
     _release_free_memory()
     return {**part, "files": files, "schemas": schemas, "n_parts": n_parts}
@@ -160,7 +166,7 @@ class _Writers:
         from . import _coerce
 
         df = _coerce(df, table, coerce_frame)
-        self.schemas.setdefault(table, _schema(table, df))
+        self.schemas.setdefault(table, table_schema(table, df))
         self._append(table, pa.Table.from_pandas(df, schema=self.schemas[table],
                                                  preserve_index=False))
 

@@ -1,0 +1,89 @@
+"""Generated table columns -> Arrow tables in the contract's types, or pandas frames.
+
+The generator builds a table as a dict of columns: numpy arrays, Arrow string arrays (ids
+made from integer codes with pyarrow.compute, never one Python string per row) or scalars
+(one value for every row). :func:`to_arrow` turns them into an Arrow table of the contract's
+types (what the writer spools and writes as Parquet, without a pandas round-trip);
+:func:`to_pandas` into a pandas frame in the contract's dtypes (strings as Python objects).
+Both give the same values: a Parquet file written from either is the same file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from promo_analysis.contract import CONTRACT
+
+__all__ = ["ARROW_TYPES", "table_schema", "to_arrow", "to_pandas"]
+
+#: contract dtype -> Arrow type of the written files
+ARROW_TYPES = {
+    "string": pa.string(),
+    "float64": pa.float64(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us"),
+    "date": pa.date32(),
+}
+
+
+def table_schema(table: str, df: pd.DataFrame) -> pa.Schema:
+    """Contract columns with their contract types, then the extra columns as pandas has them."""
+    spec = CONTRACT[table].columns
+    fields = []
+    for col in df.columns:
+        if col in spec:
+            fields.append(pa.field(col, ARROW_TYPES[spec[col].dtype]))
+        else:
+            fields.append(pa.Schema.from_pandas(df[[col]], preserve_index=False).field(col))
+    return pa.schema(fields)
+
+
+def _length(cols: dict) -> int:
+    sizes = {len(v) for v in cols.values() if isinstance(v, (pa.Array, np.ndarray))}
+    if len(sizes) > 1:
+        raise ValueError(f"columns of unequal length: {sorted(sizes)}")
+    return sizes.pop() if sizes else 0
+
+
+def _arrow_column(table: str, name: str, values, n: int) -> pa.Array:
+    spec = CONTRACT[table].columns
+    target = ARROW_TYPES[spec[name].dtype] if name in spec else None
+    if isinstance(values, pa.Array):
+        arr = values
+    elif isinstance(values, np.ndarray):
+        # from_pandas: None / NaN / NaT are nulls, as pa.Table.from_pandas makes them
+        arr = pa.array(values, from_pandas=True,
+                       type=target if values.dtype == object else None)
+    elif values is None:
+        return pa.nulls(n, target or pa.null())
+    else:
+        arr = pa.repeat(pa.scalar(values, type=target), n)
+    if target is not None and not arr.type.equals(target):
+        arr = arr.cast(target)  # safe cast: ns -> us and midnight -> date lose nothing
+    return arr
+
+
+def to_arrow(table: str, cols: dict) -> pa.Table:
+    """One Arrow table of ``table``'s contract types (extra columns keep their own type).
+
+    A value that does not fit its column's type (a number in a string column, a time of day
+    in a date column) raises: a generator bug, caught here instead of in a later read.
+    """
+    n = _length(cols)
+    try:
+        arrays = [_arrow_column(table, name, v, n) for name, v in cols.items()]
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise TypeError(f"{table}: a generated column does not fit the contract: {err}") from None
+    return pa.Table.from_arrays(arrays, names=list(cols))
+
+
+def to_pandas(cols: dict) -> pd.DataFrame:
+    """A pandas frame of the columns (Arrow strings become object arrays of str / None)."""
+    data = {
+        name: v.to_numpy(zero_copy_only=False) if isinstance(v, pa.Array) else v
+        for name, v in cols.items()
+    }
+    return pd.DataFrame(data, copy=False)
