@@ -55,52 +55,91 @@ class _Prepared:
     groups: np.ndarray | None = None  # cluster codes 0..G-1 (cluster-robust SEs)
     native: np.ndarray | None = None  # one column per covariate, categories as codes (trees)
     cat_mask: np.ndarray | None = None  # which columns of ``native`` are categorical
+    encoding: _Encoding | None = None  # builds ``native`` when a tree learner first needs it
+
+    def native_design(self) -> np.ndarray:
+        if self.native is None:
+            self.native = _native_design(self.encoding, len(self.t))
+        return self.native
+
+
+@dataclass
+class _Encoding:
+    """How covariates became design columns: numeric ones as floats, categories as codes."""
+
+    names: list[str]  # design column names
+    values: list[np.ndarray | None]  # per covariate: float values (numeric) or None
+    codes: list[np.ndarray | None]  # per covariate: level codes 0..L-1 (categorical) or None
+    levels: list[Any]  # per covariate: the sorted levels (categorical) or None
+    keep: list[bool]  # per covariate: has at least one design column
+
+
+#: rows per block when the dense design is filled: a block of all columns stays in cache
+_BLOCK_ROWS = 8192
 
 
 def _encode(
     data: pd.DataFrame, covariates: Sequence[str]
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+) -> tuple[pd.DataFrame, np.ndarray, _Encoding]:
     """Numeric/bool covariates as floats; strings and categoricals one-hot, first level dropped.
 
-    Levels are ordered as strings (as ``pd.get_dummies`` does). The frame wraps one
-    C-ordered float block, so ``to_numpy()`` is a view, not a copy of a million-row design.
-    Also returns the native design for tree learners -- one column per covariate, categories
-    as their level codes -- and its mask of categorical columns.
+    Levels are ordered as strings (as ``pd.get_dummies`` does); constant numeric covariates
+    are dropped (a one-hot column always varies: its level and the first one both occur).
+    The frame wraps one C-ordered float block, so ``to_numpy()`` is a view, not a copy of a
+    million-row design; it is filled in blocks of rows, all columns at once, because writing
+    one column at a time strides through the whole array once per column. Also returns the
+    mask of categorical covariates and the encoding (codes reused by the separation checks
+    and by :func:`_native_design`).
     """
     n = len(data)
-    specs: list[tuple[str, Any]] = []
-    names: list[str] = []
+    enc = _Encoding([], [], [], [], [])
     for col in covariates:
         s = data[col]
         if s.dtype == bool or pd.api.types.is_numeric_dtype(s):
-            specs.append((col, None))
-            names.append(col)
+            v = s.to_numpy(dtype=float)
+            varies = bool(n) and bool(v.min() < v.max())
+            enc.values.append(v)
+            enc.codes.append(None)
+            enc.levels.append(None)
+            enc.keep.append(varies)
+            if varies:
+                enc.names.append(col)
         else:
             codes, levels = pd.factorize(s.astype(str), sort=True)
-            specs.append((col, codes))
-            names += [f"{col}={lv}" for lv in levels[1:]]
-    native = np.empty((n, len(specs)))
-    cat_mask = np.array([codes is not None for _, codes in specs], dtype=bool)
-    for j, (col, codes) in enumerate(specs):
-        native[:, j] = data[col].to_numpy(dtype=float) if codes is None else codes
-    A = np.zeros((n, len(names)))
-    k = 0
-    for col, codes in specs:
-        if codes is None:
-            A[:, k] = data[col].to_numpy(dtype=float)
-            k += 1
-        else:
-            m = int(codes.max())
-            rows = np.flatnonzero(codes > 0)
-            A[rows, k + codes[rows] - 1] = 1.0
-            k += m
-    if not names:
-        return pd.DataFrame(index=data.index), native, cat_mask
-    varying = A.max(axis=0) > A.min(axis=0)
-    if not varying.all():
-        A = np.ascontiguousarray(A[:, varying])
-        names = [c for c, v in zip(names, varying, strict=True) if v]
-    return pd.DataFrame(A, columns=names, index=data.index, copy=False), native, cat_mask
+            enc.values.append(None)
+            enc.codes.append(codes)
+            enc.levels.append(levels)
+            enc.keep.append(len(levels) > 1)
+            enc.names += [f"{col}={lv}" for lv in levels[1:]]
+    cat_mask = np.array([c is not None for c in enc.codes], dtype=bool)
+    A = np.zeros((n, len(enc.names)))
+    for s0 in range(0, n, _BLOCK_ROWS):
+        blk = A[s0:s0 + _BLOCK_ROWS]
+        k = 0
+        for v, c, lv, kp in zip(enc.values, enc.codes, enc.levels, enc.keep, strict=True):
+            if not kp:
+                continue
+            if c is None:
+                blk[:, k] = v[s0:s0 + _BLOCK_ROWS]
+                k += 1
+            else:
+                cb = c[s0:s0 + _BLOCK_ROWS]
+                rows = np.flatnonzero(cb > 0)
+                blk[rows, k + cb[rows] - 1] = 1.0
+                k += len(lv) - 1
+    if not enc.names:
+        return pd.DataFrame(index=data.index), cat_mask, enc
+    return pd.DataFrame(A, columns=enc.names, index=data.index, copy=False), cat_mask, enc
+
+
+def _native_design(enc: _Encoding, n: int) -> np.ndarray:
+    """The design for tree learners: one column per covariate, categories as level codes."""
+    native = np.empty((n, len(enc.codes)))
+    for b0 in range(0, n, _BLOCK_ROWS):
+        blk = native[b0:b0 + _BLOCK_ROWS]
+        for j, (v, c) in enumerate(zip(enc.values, enc.codes, strict=True)):
+            blk[:, j] = (v if c is None else c)[b0:b0 + _BLOCK_ROWS]
+    return native
 
 
 def _prepare(
@@ -156,42 +195,65 @@ def _prepare(
             "effect estimate would be exactly 0 with no uncertainty; check the outcome window"
         )
     binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
-    X, native, cat_mask = _encode(data, covariates)
-    warns = _separation_checks(data, covariates, X, t)
-    return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns, native=native,
-                     cat_mask=cat_mask)
+    X, cat_mask, enc = _encode(data, covariates)
+    warns = _separation_checks(data, covariates, enc, t)
+    return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns,
+                     cat_mask=cat_mask, encoding=enc)
 
 
 def _separation_checks(
-    data: pd.DataFrame, covariates: Sequence[str], X: pd.DataFrame, t: np.ndarray
+    data: pd.DataFrame, covariates: Sequence[str], enc: _Encoding, t: np.ndarray
 ) -> list[str]:
-    """Complete separation by one covariate is an error; a level seen in one group a warning."""
+    """Complete separation by one design column is an error; a level seen in one arm a warning.
+
+    Works on the encoding, not the dense design: a numeric column needs its range per arm, a
+    one-hot column only its level's counts per arm (one bincount per covariate).
+    """
     warns = []
     tb = t.astype(bool)
-    if X.shape[1]:
-        A = X.to_numpy()
-        A1, A0 = A[tb], A[~tb]
-        lo1, hi1, lo0, hi0 = A1.min(axis=0), A1.max(axis=0), A0.min(axis=0), A0.max(axis=0)
-        del A1, A0
-        sep = np.flatnonzero((lo1 > hi0) | (hi1 < lo0))
+    n1, n0 = int(tb.sum()), int((~tb).sum())
+    lo1: list[float] = []
+    hi1: list[float] = []
+    lo0: list[float] = []
+    hi0: list[float] = []
+    counts_of: list[np.ndarray | None] = []
+    for v, c, kp in zip(enc.values, enc.codes, enc.keep, strict=True):
+        if c is None:
+            counts_of.append(None)
+            if kp:
+                v1, v0 = v[tb], v[~tb]
+                lo1.append(v1.min())
+                hi1.append(v1.max())
+                lo0.append(v0.min())
+                hi0.append(v0.max())
+            continue
+        counts = np.bincount(c * 2 + tb, minlength=2 * (int(c.max()) + 1)).reshape(-1, 2)
+        counts_of.append(counts)
+        # one-hot column of level j >= 1: among treated it is all 1 (min 1) when every treated
+        # row has that level, and somewhere 1 (max 1) when any has
+        for c0, c1 in counts[1:]:
+            lo1.append(float(c1 == n1))
+            hi1.append(float(c1 > 0))
+            lo0.append(float(c0 == n0))
+            hi0.append(float(c0 > 0))
+    if enc.names:
+        lo1a, hi1a, lo0a, hi0a = (np.asarray(a) for a in (lo1, hi1, lo0, hi0))
+        sep = np.flatnonzero((lo1a > hi0a) | (hi1a < lo0a))
         if len(sep):
             j = sep[0]
             raise ValueError(
-                f"perfect separation: covariate {X.columns[j]!r} alone separates treated (range "
-                f"{lo1[j]:g}..{hi1[j]:g}) from control ({lo0[j]:g}..{hi0[j]:g}); "
+                f"perfect separation: covariate {enc.names[j]!r} alone separates treated (range "
+                f"{lo1a[j]:g}..{hi1a[j]:g}) from control ({lo0a[j]:g}..{hi0a[j]:g}); "
                 "there is no overlap, so no comparison is possible - drop the covariate if it "
                 "is a consequence of treatment, or restrict the data to a common range"
             )
-    for col in covariates:
-        s = data[col]
-        if s.dtype != bool and pd.api.types.is_numeric_dtype(s):
-            x = s.to_numpy(dtype=float)
-            if not ((x == 0) | (x == 1)).all():
+    for col, v, counts, levels in zip(covariates, enc.values, counts_of, enc.levels,
+                                      strict=True):
+        if counts is None:
+            if not ((v == 0) | (v == 1)).all():
                 continue  # levels only make sense for categories and 0/1 flags
-            codes, levels = pd.factorize(s, sort=True)
-        else:
-            codes, levels = pd.factorize(s.astype(str), sort=True)
-        counts = np.bincount(codes * 2 + tb, minlength=2 * len(levels)).reshape(-1, 2)
+            codes, levels = pd.factorize(data[col], sort=True)
+            counts = np.bincount(codes * 2 + tb, minlength=2 * len(levels)).reshape(-1, 2)
         for j in np.flatnonzero((counts == 0).any(axis=1)):
             k0, k1 = int(counts[j, 0]), int(counts[j, 1])
             warns.append(
@@ -384,25 +446,59 @@ def balance_table(
         ``mean_control_weighted``, ``smd_after``.
     """
     A = X.to_numpy(dtype=float)
+    return _balance(A, X.columns, np.asarray(t), None, weights)
+
+
+#: rows per block of the balance table's sums (two small matrix products per block)
+_BALANCE_ROWS = 32768
+
+
+def _balance(
+    A: np.ndarray, names: Sequence[str], t: np.ndarray, keep: np.ndarray | None,
+    weights: np.ndarray | None, offset: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """:func:`balance_table` of the rows ``keep`` of ``A`` (all if None) without copying them.
+
+    ``weights`` is over all rows of ``A`` (ignored outside ``keep``); ``offset`` is added to
+    the reported means (``A`` may be a centred design). Group sums, weighted sums and sums of
+    squares come from one pass over ``A`` in blocks of rows, each two small matrix products;
+    the squares are taken about the first block's mean, so the variances do not cancel
+    catastrophically for columns far from zero.
+    """
+    n, p = A.shape
     tb = np.asarray(t).astype(bool)
-    A1, A0 = A[tb], A[~tb]
-    m1, m0 = A1.mean(axis=0), A0.mean(axis=0)
-    v1 = A1.var(axis=0, ddof=1) if tb.sum() > 1 else np.zeros(A.shape[1])
-    v0 = A0.var(axis=0, ddof=1) if (~tb).sum() > 1 else np.zeros(A.shape[1])
-    sd = np.sqrt((v1 + v0) / 2)
+    kp = np.ones(n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    s1, s0 = (tb & kp).astype(float), (~tb & kp).astype(float)
+    rows = [s1, s0]
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)
+        rows += [np.where(kp & tb, w, 0.0), np.where(kp & ~tb, w, 0.0)]
+    S = np.stack(rows)
+    a = A[:_BALANCE_ROWS].mean(axis=0) if n else np.zeros(p)
+    M = np.zeros((len(rows), p))
+    Q = np.zeros((2, p))
+    for b0 in range(0, n, _BALANCE_ROWS):
+        B = A[b0:b0 + _BALANCE_ROWS] - a
+        M += S[:, b0:b0 + _BALANCE_ROWS] @ B
+        B *= B
+        Q += S[:2, b0:b0 + _BALANCE_ROWS] @ B
+    shift = a if offset is None else a + offset
+    k1, k0 = s1.sum(), s0.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
+        d1, d0 = M[0] / k1, M[1] / k0  # group means about ``a``
+        v1 = np.clip(Q[0] - k1 * d1**2, 0, None) / (k1 - 1) if k1 > 1 else np.zeros(p)
+        v0 = np.clip(Q[1] - k0 * d0**2, 0, None) / (k0 - 1) if k0 > 1 else np.zeros(p)
+        sd = np.sqrt((v1 + v0) / 2)
         out = pd.DataFrame(
-            {"mean_treated": m1, "mean_control": m0, "smd_before": (m1 - m0) / sd},
-            index=pd.Index(X.columns, name="covariate"),
+            {"mean_treated": d1 + shift, "mean_control": d0 + shift,
+             "smd_before": (d1 - d0) / sd},
+            index=pd.Index(list(names), name="covariate"),
         )
         if weights is not None:
-            w = np.asarray(weights, dtype=float)
-            w1, w0 = w[tb], w[~tb]
-            mw1 = (w1 @ A1) / w1.sum()
-            mw0 = (w0 @ A0) / w0.sum()
-            out["mean_treated_weighted"] = mw1
-            out["mean_control_weighted"] = mw0
-            out["smd_after"] = (mw1 - mw0) / sd
+            dw1, dw0 = M[2] / S[2].sum(), M[3] / S[3].sum()
+            out["mean_treated_weighted"] = dw1 + shift
+            out["mean_control_weighted"] = dw0 + shift
+            out["smd_after"] = (dw1 - dw0) / sd
     return out
 
 
@@ -544,7 +640,7 @@ def _aipw(
 
 
 def _logit_correction(
-    Xl: np.ndarray, t: np.ndarray, e: np.ndarray, keep: np.ndarray, f: np.ndarray
+    Xl: np.ndarray, t: np.ndarray, e: np.ndarray, f: np.ndarray, nk: int
 ) -> np.ndarray:
     """Per-unit term that adds the estimation of a logistic propensity (all ``n`` rows).
 
@@ -553,12 +649,14 @@ def _logit_correction(
     the derivative of the estimating function with respect to the logit index) and
     ``gamma_hat - gamma = mean_all(H^-1 s_i)``, ``s_i = (t_i - e_i) [1, x_i]``,
     ``H = mean_all(e (1 - e) [1, x] [1, x]')`` (M-estimation stacking; Lunceford & Davidian
-    2004). Cross-fitted fold fits share this first-order term. Returns ``s_i' H^-1 dpsi / n``.
+    2004). Cross-fitted fold fits share this first-order term. ``f`` is over all ``n`` rows,
+    zero for the trimmed ones (no copy of the kept rows of ``Xl``); ``nk`` rows were kept.
+    Returns ``s_i' H^-1 dpsi / n``.
     """
     from promo_analysis.learners import solve_psd, weighted_gram
 
-    n, nk = len(t), int(keep.sum())
-    dpsi = np.concatenate([[f.sum()], f @ Xl[keep]]) / nk
+    n = len(t)
+    dpsi = np.concatenate([[f.sum()], f @ Xl]) / nk
     v = solve_psd(weighted_gram(Xl, e * (1 - e)) / n, dpsi)
     return (t - e) * (v[0] + Xl @ v[1:]) / n
 
@@ -590,7 +688,7 @@ def _core(
         if Xa.shape[1] == 0:
             return None
         if native:  # tree learners split on the raw covariates, categories as level codes
-            return _FoldLayout(prep.native, t, fold, len(splits), rows)
+            return _FoldLayout(prep.native_design(), t, fold, len(splits), rows)
         lay = _FoldLayout(Xa, t, fold, len(splits), rows)
         # a centred design conditions the Newton fits of the linear learners; predictions of
         # models with an intercept do not change
@@ -696,12 +794,20 @@ def _core(
             r = lay_ps.rows
             f_all = np.zeros(len(t))
             f_all[keep] = f
-            u[r] += _logit_correction(lay_ps.X, t[r], e_fit[r], keep[r], f_all[r][keep[r]])
+            u[r] += _logit_correction(lay_ps.X, t[r], e_fit[r], f_all[r], len(tk))
         se = _cluster_se(u, groups)
 
     if with_diagnostics:
         w = _weights(ek, tk, estimand)
-        bal = balance_table(X.iloc[np.flatnonzero(keep)], tk, w) if X.shape[1] else None
+        bal = None
+        if X.shape[1]:
+            w_all = np.zeros(len(t))
+            w_all[keep] = w
+            if lay_ps is not None and not native:  # the centred design, in layout order
+                r = lay_ps.rows
+                bal = _balance(lay_ps.X, X.columns, t[r], keep[r], w_all[r], offset=centre)
+            else:
+                bal = _balance(Xa, X.columns, t, keep, w_all)
         diag["balance"] = bal
         diag["ess"] = {"treated": _ess(w[tk == 1]), "control": _ess(w[tk == 0])}
         diag["overlap"] = _overlap_summary(e, t)
@@ -833,7 +939,7 @@ def estimate_effect(
         for b in range(int(bootstrap)):
             idx, sub_groups = _resample(prep.groups, n, rng)
             sub = _Prepared(prep.t[idx], prep.y[idx], prep.X.iloc[idx].reset_index(drop=True),
-                            prep.binary_outcome, [], sub_groups, prep.native[idx],
+                            prep.binary_outcome, [], sub_groups, prep.native_design()[idx],
                             prep.cat_mask)
             if sub.t.sum() in (0, n):
                 failed += 1
