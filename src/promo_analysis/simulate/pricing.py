@@ -275,7 +275,11 @@ def calibrate_prices(sc, tl: Timeline, rp: dict, world) -> None:
         m22, m21 = free & (years == y_last), free & (years == y_prev)
         if need22 <= 0 or need21 <= 0 or not m22.any() or not m21.any():
             continue
-        b = _solve_b(t[m21], rec["list_price"][m21], t[m22], rec["list_price"][m22], need22 / need21)
+        # t depends on the day only: the root search runs on per-day price sums
+        day_t = (np.arange(tl.n_days) - tl.n_days / 2) / 365.0
+        p21 = np.bincount(rec["day"][m21], weights=rec["list_price"][m21], minlength=tl.n_days)
+        p22 = np.bincount(rec["day"][m22], weights=rec["list_price"][m22], minlength=tl.n_days)
+        b = _solve_b(day_t, p21, day_t, p22, need22 / need21)
         a = need22 / (rec["list_price"][m22] * np.exp(b * t[m22])).sum()
         factors[ch or "all"] = {"a": float(a), "b": float(b)}
         rec["list_price"][free] = _calibrated(rec["list_price"][free], rec["day"][free], tl, a, b)

@@ -7,6 +7,7 @@ from :func:`promo_analysis.calendar.festival_calendar` (one calendar for the who
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +46,10 @@ class Timeline:
         return lo, hi
 
 
+@functools.lru_cache(maxsize=64)
 def calendar_weights(tl: Timeline, region: str) -> np.ndarray:
-    """Relative daily sending weight of established customers in ``region``.
+    """Relative daily sending weight of established customers in ``region`` (read-only; one
+    computation per timeline and region: the campaign normaliser asks for it many times).
 
     Weekday pattern; a peak in the three weeks before the Spring Festival slowdown (New-Year
     goods), a slump during the slowdown (0.35) and the official holidays (Golden Week 0.7);
@@ -82,4 +85,6 @@ def calendar_weights(tl: Timeline, region: str) -> np.ndarray:
     for key in ("shopping_618", "double_11"):
         for d in mark("festival", key):
             w[d + 1 : min(tl.n_days, d + 8)] *= 1.25
-    return w / w.mean()
+    w = w / w.mean()
+    w.flags.writeable = False
+    return w

@@ -295,6 +295,9 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
     T1 = world.t_first
     by_t1 = np.argsort(T1, kind="stable")
     t1_sorted = T1[by_t1]
+    # counterfactual first days: T1 except where a campaign moved them (few people per
+    # campaign); reset after each campaign instead of copying every person's day
+    T0 = T1.copy()
     for ci, c in enumerate(world.campaigns):
         s, e, pe = c.start, c.end, c.post_end
         targeted = (
@@ -312,17 +315,19 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
         if len(targeted) < n_seg:
             inw = inw[people.segment[inw] == targeted[0]]
         kind_w = people.kind[inw]
-        T0 = T1.copy()
+        moved = []
         idx = inw[kind_w == PROSPECT]
         if idx.size:
             T0[idx] = first_send_day(
                 Gm, people.segment[idx], world.target[idx], world.coupon_day[idx], mult[idx], V
             )
+            moved.append(idx)
         wk = inw[(kind_w == WALKIN) & (T1[inw] <= e)]
         if wk.size:
             f = world.pro_factor[ci][T1[wk] - s]
             gone = world.walkin_u[wk] >= 1.0 / f
             T0[wk[gone]] = D
+            moved.append(wk[gone])
         # prior senders: their first recorded parcel is an event of the repeat clock, which
         # can also run *ahead* without the campaign when its post-campaign dip falls on busy
         # days (so look 30 days past the window, like the parcels below)
@@ -337,32 +342,37 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
                 m = first_rec[seg_r[first_rec] == g]
                 if m.size:
                     T0[cust[m]] = np.floor(time_at(Lm[g], rec["pos"][m])).astype(np.int64)
-        shift = np.where((T0 < D) & (T1 < D), T0 - T1, 0)
-        churn_cf = np.where(
-            world.time2 >= 0, world.time2 + shift + world.churn_years * 365.0, np.inf
-        )
+                    moved.append(cust[m])
 
         lo, hi = np.searchsorted(day_sorted, [s, pe + 31], side="left")
         cand = order[lo:hi]
         if len(targeted) < n_seg:
             cand = cand[seg_r[cand] == targeted[0]]
         rc = cust[cand]
+        # per candidate record, of its customer: first-day shift and counterfactual churn
+        t0_rc, t1_rc, time2_rc = T0[rc], T1[rc], world.time2[rc]
+        shift = np.where((t0_rc < D) & (t1_rc < D), t0_rc - t1_rc, 0)
+        churn_cf = np.where(
+            time2_rc >= 0, time2_rc + shift + world.churn_years[rc] * 365.0, np.inf
+        )
+        for m in moved:
+            T0[m] = T1[m]
         k = rec["k"][cand]
         day = rec["day"][cand]
         cf_time = np.full(cand.size, float(D))
         f1 = k == 1
-        cf_time[f1] = T0[rc[f1]]
+        cf_time[f1] = t0_rc[f1]
         f2 = k == 2
-        cf_time[f2] = rec["time"][cand][f2] + shift[rc[f2]]
+        cf_time[f2] = rec["time"][cand][f2] + shift[f2]
         f3 = k >= 3
         for g in targeted:
             m = f3 & (seg_r[cand] == g)
             if m.any():
                 r = rc[m]
-                start = clock_at(Lm[g], np.minimum(world.time2[r] + shift[r], D - 1e-9))
+                start = clock_at(Lm[g], np.minimum(time2_rc[m] + shift[m], D - 1e-9))
                 cf_time[m] = time_at(Lm[g], rec["pos"][cand][m] - world.pos2[r] + start)
         cf_day = np.floor(cf_time).astype(np.int64)
-        exists = (T0[rc] < D) & (cf_time < D) & ((k <= 2) | (cf_time < churn_cf[rc]))
+        exists = (t0_rc < D) & (cf_time < D) & ((k <= 2) | (cf_time < churn_cf))
         own = rec["coupon_campaign"][cand] == ci
         rev = rec["revenue"][cand]
         rev_cf = rec["revenue"][cand].copy()
