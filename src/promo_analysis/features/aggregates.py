@@ -19,7 +19,7 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 
-__all__ = ["on_duckdb", "arg_min", "smallest", "materialized"]
+__all__ = ["on_duckdb", "arg_min", "smallest", "bit_or", "epoch_us", "materialized"]
 
 
 def on_duckdb(expr: Any) -> bool:
@@ -60,6 +60,24 @@ def smallest(value: Any, n: int) -> Any:
         signature=((value.type(), dt.int64), dt.Array(value.type())),
     )
     return fn(value, ibis.literal(int(n), type="int64"))
+
+
+def _value(value: Any) -> None: ...
+
+
+def bit_or(value: Any, where: Any = None) -> Any:
+    """Bitwise OR of the BIGINT ``value`` over the group (``bit_or``: DuckDB and Spark both
+    have it; Ibis's ``IntegerColumn.bit_or`` does not compile on Spark). NULL for a group
+    without rows (or none where ``where`` is true)."""
+    fn = ibis.udf.agg.builtin(_value, name="bit_or", signature=((dt.int64,), dt.int64))
+    return fn(value, where=where)
+
+
+def epoch_us(ts: Any) -> Any:
+    """DuckDB ``epoch_us(ts)``: microseconds since 1970-01-01 as BIGINT (exact, unlike Ibis's
+    ``epoch_seconds``)."""
+    fn = ibis.udf.scalar.builtin(_value, name="epoch_us", signature=((dt.timestamp,), dt.int64))
+    return fn(ts)
 
 
 @contextlib.contextmanager
