@@ -128,7 +128,8 @@ def cohort_counts(
     periods : int
         Number of periods ``k = 0 .. periods - 1``.
     cohort_by : str, optional
-        ``"first_used_coupon"`` (groups ``coupon`` / ``organic``) or a column of ``customers``.
+        ``"first_used_coupon"`` (groups ``coupon`` / ``organic``; a coupon on any parcel at the
+        customer's first instant counts, see :func:`_first_two`) or a column of ``customers``.
     region : str, optional
         Only shipments with this ``region_id``.
 
@@ -138,6 +139,13 @@ def cohort_counts(
         ``group, cohort, k, active, size, observed``: ``size`` is the cohort size and
         ``observed`` is False for cells after the last observed period (their ``active`` count
         is incomplete, so they show as missing, not as zero).
+
+    Notes
+    -----
+    Exact and without DISTINCT, window or sort: one group-by over the shipments keeps per
+    customer the first period index and BIGINT bitmasks of the periods with a parcel (63
+    periods a mask, as many masks as the data span needs); a group-by over customers then
+    counts the bits ``cohort + k`` per cohort (docs/methods.md, section 8).
     """
     if freq not in FREQ_UNITS:
         raise ValueError(f"freq must be one of {sorted(FREQ_UNITS)}, not {freq!r}")
@@ -224,7 +232,9 @@ def survival_table(
 
     Every customer with a first shipment contributes: ``event = 1`` with the time to the
     second shipment, or ``event = 0`` censored at the end of observation. Durations are in
-    days, floored to multiples of ``resolution_days`` so that the result stays small.
+    days, floored to multiples of ``resolution_days`` so that the result stays small. One
+    streaming group-by per customer (:func:`_first_two`, which also states the tie rule for
+    ``first_used_coupon``).
 
     Parameters
     ----------
