@@ -176,3 +176,126 @@ def test_duckdb_arg_min_path_equals_the_portable_path(monkeypatch):
     per_group = first.groupby(list(by)).size()
     got = fast.groupby(list(by))["new_customers"].sum()
     pd.testing.assert_series_equal(got, per_group, check_names=False)
+
+
+def _pandas_new_customers(df: pd.DataFrame, by: list[str]) -> pd.Series:
+    """Independent reference: each customer's first shipment, ties in time broken by the
+    smallest ``by`` values (missing first), counted per day and group."""
+    key = ["sent_at", *by]
+    first = df.sort_values(key, na_position="first", kind="stable").drop_duplicates("customer_id")
+    first = first.assign(date=first.sent_at.dt.normalize())
+    return first.groupby(["date", *by], dropna=False).size()
+
+
+def test_first_shipments_tied_in_time_go_to_the_smallest_group():
+    """A customer whose first two parcels share the exact second in two regions (and, with two
+    ``by`` columns, in two channels of one region) is new in the smallest group, and only
+    there; checked against a pandas sort."""
+    t = pd.Timestamp("2022-05-01 10:00:00")
+    df = pd.DataFrame(
+        {
+            "shipment_id": [f"s{i}" for i in range(8)],
+            "customer_id": ["tie", "tie", "tie", "ch", "ch", "x", "x", "late"],
+            "region_id": ["sx", "gx", "bj", "gx", "gx", "sx", "gx", "sx"],
+            "channel": ["station", "station", "counter", "station", "counter", "a", "b", "a"],
+            "sent_at": [
+                t,
+                t,
+                t + pd.Timedelta("1us"),  # one microsecond later: not a tie
+                t + pd.Timedelta("2h"),
+                t + pd.Timedelta("2h"),
+                t - pd.Timedelta("1D"),
+                t,
+                t + pd.Timedelta("1D"),
+            ],
+            "revenue": 1.0,
+        }
+    )
+    ds = _Tables({"shipments": df})
+    out = daily_series(ds, metrics=("new_customers",)).set_index(["date", "region_id"])
+    assert out.loc[("2022-05-01", "gx"), "new_customers"] == 2  # "tie" and "ch"
+    assert out.loc[("2022-05-01", "sx"), "new_customers"] == 0
+    assert out.loc[("2022-05-01", "bj"), "new_customers"] == 0
+    assert out.loc[("2022-04-30", "sx"), "new_customers"] == 1
+    for by in (["region_id"], ["region_id", "channel"], ["channel"]):
+        got = daily_series(ds, by=by, metrics=("new_customers",))
+        got = got[got.new_customers > 0].set_index(["date", *by]).new_customers
+        exp = _pandas_new_customers(df, by)
+        pd.testing.assert_series_equal(
+            got.sort_index(), exp.sort_index(), check_names=False, check_index_type=False
+        )
+
+
+def test_packed_path_equals_pandas_with_missing_values_and_ties():
+    """Random data with many exact ties, missing group values and a missing sent_at, on a
+    Dataset (the DuckDB packed key): equal to the pandas reference per day and group."""
+    from promo_analysis.dataset import Dataset
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    df = pd.DataFrame(
+        {
+            "shipment_id": [f"s{i}" for i in range(n)],
+            "customer_id": [f"customer-number-{i:06d}" for i in rng.integers(0, 700, n)],
+            "region_id": rng.choice(["gx", "sx", "bj"], n),
+            "channel": pd.Series(rng.choice(["station", "counter", None], n), dtype=object),
+            # whole hours over 20 days: many customers have tied first parcels
+            "sent_at": pd.Timestamp("2022-03-01")
+            + pd.to_timedelta(rng.integers(0, 20 * 24, n), unit="h"),
+            "revenue": 2.0,
+        }
+    )
+    df.loc[7, "sent_at"] = pd.NaT
+    ds = Dataset.from_frames({"shipments": df})
+    for by in (["region_id", "channel"], ["channel", "region_id"], []):
+        out = daily_series(ds, by=by, metrics=("shipments", "new_customers"))
+        got = out[out.new_customers > 0].set_index(["date", *by]).new_customers
+        exp = _pandas_new_customers(df[df.sent_at.notna()], by)
+        if not by:
+            got.index, exp.index = got.index.rename("date"), exp.index.rename("date")
+        # missing channels: NaN in pandas' group keys, None in the series
+        got = got.rename(index=lambda v: "<na>" if pd.isna(v) else v)
+        exp = exp.rename(index=lambda v: "<na>" if pd.isna(v) else v)
+        pd.testing.assert_series_equal(
+            got.sort_index(), exp.sort_index(), check_names=False, check_index_type=False
+        )
+        assert out.shipments.sum() == n - 1
+
+
+def test_key_too_wide_falls_back_to_the_portable_path(monkeypatch):
+    """Three ``by`` columns of 200 values each need 24 bits of the packed key, and 24 bits plus
+    the microseconds of 60 days exceed 63: the portable path computes the same counts."""
+    from promo_analysis.features import daily as mod
+
+    rng = np.random.default_rng(2)
+    n = 3000
+    g = rng.integers(0, 200, n)
+    df = pd.DataFrame(
+        {
+            "shipment_id": np.arange(n).astype(str),
+            "customer_id": rng.integers(0, 800, n).astype(str),
+            "a": g,
+            "b": g + 1000,
+            "c": (g * 7).astype(str),
+            "sent_at": pd.Timestamp("2022-01-01")
+            + pd.to_timedelta(rng.integers(0, 60 * 86400, n), unit="s"),
+            "revenue": 1.0,
+        }
+    )
+    calls = []
+
+    def spy(*args):
+        calls.append(packed(*args))
+        return calls[-1]
+
+    packed = mod._new_customers_packed
+    monkeypatch.setattr(mod, "_new_customers_packed", spy)
+    by = ["a", "b", "c"]
+    out = daily_series(_Tables({"shipments": df}), by=by, metrics=("new_customers",))
+    assert calls == [None]  # the key did not fit
+    got = out[out.new_customers > 0].set_index(["date", *by]).new_customers
+    exp = _pandas_new_customers(df, by)
+    assert got.sum() == df.customer_id.nunique()
+    pd.testing.assert_series_equal(
+        got.sort_index(), exp.sort_index(), check_names=False, check_index_type=False
+    )
