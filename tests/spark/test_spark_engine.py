@@ -122,6 +122,26 @@ def test_survival_table_parity(pair):
     )
 
 
+def test_retention_counts_tie_rule_parity(pair, spark, tmp_path):
+    """First parcels tied on sent_at (a twin with the opposite coupon use, whose shipment_id
+    sorts first) and a span of 105 weeks (two activity masks): same counts on both engines."""
+    from promo_analysis.dataset import Dataset, load_dataset, save_dataset
+    from promo_analysis.features import cohort_counts, survival_table
+
+    duck, _ = pair
+    sh = duck.to_pandas("shipments")
+    twins = sh.sort_values(["sent_at", "shipment_id"]).drop_duplicates("customer_id").head(30)
+    twins = twins.assign(shipment_id="a-twin-" + twins["shipment_id"],
+                         coupon_id=twins["coupon_id"].isna().map({True: "tie", False: None}))
+    tied = Dataset.from_frames({"shipments": pd.concat([sh, twins], ignore_index=True),
+                                "customers": duck.to_pandas("customers")}, meta=duck.meta)
+    folder = save_dataset(tied, tmp_path / "tied")
+    d, s = load_dataset(folder, engine="duckdb"), load_dataset(folder, engine="spark")
+    _same(survival_table(d), survival_table(s))
+    _same(cohort_counts(d, freq="W", periods=70, cohort_by="first_used_coupon"),
+          cohort_counts(s, freq="W", periods=70, cohort_by="first_used_coupon"))
+
+
 def test_validate_parity_clean(pair):
     from promo_analysis import validate
 

@@ -177,8 +177,9 @@ def cohort_counts(
         return ibis.ifelse(inside(i, j), i - _MASK_BITS * j, 0)
 
     def mask(j: int) -> Any:
-        where = None if n_masks == 1 else inside(m, j)
-        return lambda t: bit_or(one << bit(m, j), where=where)
+        if n_masks == 1:  # 0 <= m < 63
+            return lambda t: bit_or(one << m)
+        return lambda t: bit_or(one << bit(m, j), where=inside(m, j))
 
     aggs = {"_c": lambda t: m.min(), **{f"_m{j}": mask(j) for j in range(n_masks)}}
     if cohort_by == "first_used_coupon":
