@@ -258,10 +258,6 @@ def survival_table(
     end_ts = _end_of_observation(ds, s, end)
     first = _first_two(s)
     by = list(by)
-    for b in by:
-        if b == "first_used_coupon":
-            first = first.mutate(first_used_coupon=ibis.ifelse(first.first_used_coupon == 1,
-                                                               "coupon", "organic"))
     extra = [b for b in by if b != "first_used_coupon"]
     if extra:
         c = ds.table("customers")
@@ -278,8 +274,10 @@ def survival_table(
         duration=(secs / step).floor() * resolution_days,
         event=observed.cast("int8"),
     )
-    out = t.group_by([*by, "duration", "event"]).aggregate(count=t.customer_id.count())
-    out = out.to_pandas().sort_values([*by, "duration", "event"]).reset_index(drop=True)
+    out = t.group_by([*by, "duration", "event"]).aggregate(count=t.count()).to_pandas()
+    if "first_used_coupon" in by:  # labelled after the aggregation, not per customer
+        out["first_used_coupon"] = out["first_used_coupon"].map({1: "coupon", 0: "organic"})
+    out = out.sort_values([*by, "duration", "event"]).reset_index(drop=True)
     out["duration"] = out["duration"].astype(float)
     return out
 
