@@ -116,6 +116,7 @@ def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: i
         },
         "calibration": {
             "price_factor": world.price_factor,
+            "price_steps": world.price_steps,
             "coupons": world.coupon_calibration,
             "targets": {
                 k: rp[k] for k in (

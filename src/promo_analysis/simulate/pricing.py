@@ -4,11 +4,24 @@ List prices are smooth: express is a lognormal mixture (intra-province light par
 13 yuan, inter-province around 22, heavy around 38), economy a lognormal around 8 yuan. Only
 coupon holders move a parcel up to a threshold (bunching at 12 and 21 yuan).
 
-Calibration (analytic, no loop): after all parcels exist, the list prices of express parcels
-without a coupon are multiplied by ``a * exp(b * t)`` (``t`` in years from the period's
-middle; one ``(a, b)`` per channel group) so that each year's walk-in express revenue equals
-``scale`` x the region's target exactly. ``RegionWorld.price_factor`` records ``a`` and ``b``
-(close to 1 and 0 when the scenario's volumes are right).
+Calibration (analytic, no loop), in two steps per channel group, with ``t`` in years from
+the period's middle:
+
+1. :func:`prescale_prices`, once all parcels exist and before coupons are used on parcels
+   after the first: the raw list prices of every express parcel that has no coupon yet are
+   multiplied by ``a1 * exp(b1 * t)`` so that each year's walk-in express revenue would equal
+   ``scale`` x the region's target after the expected discounts of the later coupons. Coupon
+   use and bunching on those parcels are then decided at the calibrated prices.
+2. :func:`calibrate_prices`, after coupon use: the prices of express parcels without a coupon
+   get a touch-up ``a2 * exp(b2 * t)`` (close to 1) so that the targets hold exactly.
+
+A parcel's price without a coupon is ``round(raw * a1 exp(b1 t) * a2 exp(b2 t), 1)`` for
+every express parcel (``rec["price_base"]`` holds ``raw * a1 exp(b1 t)``), which is what the
+campaign truth charges a parcel that would have been sent without its coupon. Coupon parcels
+carry this price up to the touch-up (and the rounding); only first parcels that used a coupon
+(decided before step 1) carry their raw price. ``RegionWorld.price_factor`` records the
+combined ``a = a1 a2`` and ``b = b1 + b2`` (close to 1 and 0 when the scenario's volumes are
+right), ``RegionWorld.price_steps`` both steps.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ from .timeline import Timeline
 
 __all__ = [
     "assign_products_prices", "later_coupon_use", "calibrate_prices", "coupon_terms",
-    "design_arrays", "campaign_arrays", "no_coupon_price",
+    "design_arrays", "campaign_arrays", "no_coupon_price", "prescale_prices",
 ]
 
 _EXPRESS_MIX = (np.array([0.45, 0.40, 0.15]), np.log([13.0, 22.0, 38.0]), np.array([0.15, 0.18, 0.35]))
@@ -122,6 +135,48 @@ def _systematic(p: np.ndarray, rng) -> np.ndarray:
     return sel
 
 
+def _later_propensity(sc, world) -> tuple[np.ndarray, ...]:
+    """Unscaled coupon-use propensity of every record after the first recorded one (see
+    :func:`later_coupon_use`), with the running campaign, the threshold and face value of the
+    coupon it would use."""
+    cp = sc.coupons
+    rec = world.rec
+    cust, day, k = rec["cust"], rec["day"], rec["k"]
+    people = world.people
+    seg = people.segment[cust]
+    act = world.active[seg, day]
+    # personal coupons reach a customer from the day after the first parcel on (a coupon on
+    # the first parcel's day would make them look like a prospect with a coupon)
+    first_day = np.full(len(people), np.iinfo(np.int64).max)
+    f1 = k == 1
+    first_day[cust[f1]] = day[f1]
+    later = (
+        (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == "express")
+        & (day > first_day[cust])
+    )
+    c_thr, c_face = campaign_arrays(world.campaigns)
+    thr = np.where(act >= 0, c_thr[act], LOYALTY_DESIGN[0])
+    face = np.where(act >= 0, c_face[act], LOYALTY_DESIGN[1])
+    price = rec["list_price"]
+    band, pb = float(cp["bunching_band"]), float(cp["bunching_prob"])
+    price_ok = np.where(price >= thr, 1.0, np.where(price >= thr - band, pb, 0.0))
+    base = np.where(
+        act >= 0, float(cp["later_campaign_use"]),
+        float(cp["later_off_campaign_use"]) * people.wechat[cust],
+    )
+    habit = np.where(world.acquired[cust], float(cp["habit_acquired"]), 1.0)
+    p = np.where(later, base * habit * price_ok, 0.0)
+    return p, act, thr, face
+
+
+def _later_need(sc, tl: Timeline, rp: dict, world) -> tuple[float, int, float]:
+    """Coupons used in the last year: the target, those on first parcels, the rest to draw."""
+    rec = world.rec
+    target = float(rp["coupons_used_2022"]) * world.scale
+    already = int(((rec["coupon_kind"] > 0) & (tl.year_of(rec["day"]) == max(sc.years))).sum())
+    return target, already, max(0.0, target - already)
+
+
 def later_coupon_use(sc, tl: Timeline, rp: dict, world, rng) -> None:
     """Coupon use on parcels after the first recorded one.
 
@@ -135,38 +190,13 @@ def later_coupon_use(sc, tl: Timeline, rp: dict, world, rng) -> None:
     by systematic PPS sampling (exact inclusion probabilities, a sample size that does not
     vary). ``rec["coupon_prob"]`` keeps each parcel's inclusion probability (habit truth).
     """
-    cp = sc.coupons
     rec = world.rec
-    cust, day, k = rec["cust"], rec["day"], rec["k"]
-    people = world.people
-    seg = people.segment[cust]
-    act = world.active[seg, day]
+    p, act, thr, _ = _later_propensity(sc, world)
     rec["campaign"] = act
-    # personal coupons reach a customer from the day after the first parcel on (a coupon on
-    # the first parcel's day would make them look like a prospect with a coupon)
-    first_day = np.full(len(people), np.iinfo(np.int64).max)
-    f1 = k == 1
-    first_day[cust[f1]] = day[f1]
-    later = (
-        (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == "express")
-        & (day > first_day[cust])
-    )
-    thr = np.where(act >= 0, campaign_arrays(world.campaigns)[0][act], LOYALTY_DESIGN[0])
     price = rec["list_price"]
-    band, pb = float(cp["bunching_band"]), float(cp["bunching_prob"])
-    price_ok = np.where(price >= thr, 1.0, np.where(price >= thr - band, pb, 0.0))
-    base = np.where(
-        act >= 0, float(cp["later_campaign_use"]),
-        float(cp["later_off_campaign_use"]) * people.wechat[cust],
-    )
-    habit = np.where(world.acquired[cust], float(cp["habit_acquired"]), 1.0)
-    p = np.where(later, base * habit * price_ok, 0.0)
-
-    years = tl.year_of(day)
+    years = tl.year_of(rec["day"])
     last = max(sc.years)
-    target = float(rp["coupons_used_2022"]) * world.scale
-    already = int(((rec["coupon_kind"] > 0) & (years == last)).sum())
-    need = max(0.0, target - already)
+    target, already, need = _later_need(sc, tl, rp, world)
     in_last = years == last
     pl = p[in_last]
     lo, hi = 0.0, 1.0
@@ -216,20 +246,94 @@ def _solve_b(t21, p21, t22, p22, ratio):
     return (lo + hi) / 2
 
 
-def _calibrated(price: np.ndarray, day: np.ndarray, tl: Timeline, a: float, b: float):
-    """``price * a * exp(b * t)`` rounded to 0.1 yuan, ``t`` in years from the period's middle."""
-    t = (day - tl.n_days / 2) / 365.0
-    return np.round(price * a * np.exp(b * t), 1)
+def _factor(day: np.ndarray, tl: Timeline, ab: dict) -> np.ndarray:
+    """``a * exp(b * t)`` of the days, ``t`` in years from the period's middle."""
+    return ab["a"] * np.exp(ab["b"] * (day - tl.n_days / 2) / 365.0)
+
+
+def _revenue_groups(rp: dict, scale: float) -> dict:
+    """Channel group (``None``: all express) -> (last year's, previous year's) revenue target."""
+    if "channel_revenue_2022" in rp:
+        return {
+            ch: (float(v) * scale, float(v) * scale / (1 + float(rp["channel_growth"][ch])))
+            for ch, v in rp["channel_revenue_2022"].items()
+        }
+    r22 = float(rp["revenue_2022"]) * scale
+    return {None: (r22, r22 / (1 + float(rp["growth"])))}
+
+
+def _solve_factors(sc, tl: Timeline, rp: dict, world, base: np.ndarray, free: np.ndarray,
+                   fixed_rev: np.ndarray, extra: np.ndarray) -> dict:
+    """Per channel group ``{"a", "b"}`` such that ``base * a exp(b t)`` summed over the group's
+    ``free`` express parcels of each year, plus ``fixed_rev`` of its other express parcels,
+    minus ``extra`` (expected discounts still to come), hits the year's revenue target.
+    Groups whose targets cannot be met that way (nothing free, nothing left) are missing."""
+    rec = world.rec
+    years = tl.year_of(rec["day"])
+    y_last, y_prev = max(sc.years), max(sc.years) - 1
+    express = rec["product"] == "express"
+    day_t = (np.arange(tl.n_days) - tl.n_days / 2) / 365.0
+    factors = {}
+    for ch, (t22, t21) in _revenue_groups(rp, world.scale).items():
+        grp = express & (rec["channel"] == ch if ch is not None else True)
+        need22 = t22 - fixed_rev[grp & (years == y_last)].sum() + extra[grp & (years == y_last)].sum()
+        need21 = t21 - fixed_rev[grp & (years == y_prev)].sum() + extra[grp & (years == y_prev)].sum()
+        m22, m21 = grp & free & (years == y_last), grp & free & (years == y_prev)
+        if need22 <= 0 or need21 <= 0 or not m22.any() or not m21.any():
+            continue
+        # t depends on the day only: the root search runs on per-day price sums
+        p21 = np.bincount(rec["day"][m21], weights=base[m21], minlength=tl.n_days)
+        p22 = np.bincount(rec["day"][m22], weights=base[m22], minlength=tl.n_days)
+        b = _solve_b(day_t, p21, day_t, p22, need22 / need21)
+        a = need22 / (p22 * np.exp(b * day_t)).sum()
+        factors[ch or "all"] = {"a": float(a), "b": float(b)}
+    return factors
+
+
+def _group_factor(world, tl: Timeline, factors: dict, mask: np.ndarray) -> np.ndarray:
+    """Per record: its channel group's ``a exp(b t)`` where ``mask``, else 1."""
+    rec = world.rec
+    out = np.ones(len(rec["day"]))
+    for g, ab in factors.items():
+        m = mask & (rec["channel"] == g) if g != "all" else mask
+        out[m] = _factor(rec["day"][m], tl, ab)
+    return out
+
+
+def prescale_prices(sc, tl: Timeline, rp: dict, world) -> None:
+    """Step 1 of the calibration (module docs): scale the raw prices of express parcels
+    without a coupon so that the targets would hold after the expected later discounts.
+
+    The expected discounts: the last year's coupons still to draw (target minus first-parcel
+    uses) spread over the records by their use propensity, times each coupon's face value;
+    the previous year at the same propensity scale. Sets ``rec["price_base"]`` (every express
+    parcel's raw no-bunching price times its step-1 factor, unrounded) and the step-1 list
+    prices (rounded to 0.1 yuan).
+    """
+    rec = world.rec
+    express = rec["product"] == "express"
+    coupon = rec["coupon_kind"] > 0
+    thr, face = coupon_terms(sc, world)
+    fixed_rev = np.where(express & coupon, rec["list_price"] - face, 0.0)
+    p, _, _, later_face = _later_propensity(sc, world)
+    in_last = tl.year_of(rec["day"]) == max(sc.years)
+    _, _, need = _later_need(sc, tl, rp, world)
+    total = p[in_last].sum()
+    extra = p * later_face * (need / total) if total > 0 else np.zeros_like(p)
+    free = express & ~coupon
+    factors = _solve_factors(sc, tl, rp, world, rec["list_price"], free, fixed_rev, extra)
+    f1 = _group_factor(world, tl, factors, express)
+    rec["price_base"] = np.where(express, rec["pre_bunch"] * f1, rec["list_price"])
+    rec["list_price"][free] = np.round(rec["price_base"][free], 1)
+    rec["pre_bunch"][free] = rec["list_price"][free]
+    world.price_steps = {"list": factors}
 
 
 def no_coupon_price(world, tl: Timeline, idx: np.ndarray) -> np.ndarray:
-    """List price the records ``idx`` would have had without a coupon: the no-bunching price
-    (``list_orig``), for express parcels scaled by their channel group's calibration factor
-    ``a * exp(b * t)`` and rounded as :func:`calibrate_prices` prices parcels without a coupon.
-
-    Coupon parcels keep their raw price in the data, so a counterfactual that removes the
-    coupon must apply the factor the data apply to every parcel without one; for records
-    without a coupon this returns their (already calibrated) list price unchanged.
+    """List price the records ``idx`` would have had without a coupon: for express parcels
+    with a coupon ``round(price_base * a2 exp(b2 t), 1)`` -- the price :func:`calibrate_prices`
+    gives a parcel without a coupon (both calibration steps from its raw no-bunching price);
+    for the other records their list price.
     """
     rec = world.rec
     idx = np.asarray(idx)
@@ -239,52 +343,44 @@ def no_coupon_price(world, tl: Timeline, idx: np.ndarray) -> np.ndarray:
         return out
     chan = rec["channel"][idx]
     day = rec["day"][idx]
-    for g, ab in world.price_factor.items():
+    base = rec["price_base"][idx]
+    for g, ab in world.price_steps["touch_up"].items():
         m = coupon & (chan == g) if g != "all" else coupon
-        if m.any():
-            out[m] = _calibrated(out[m], day[m], tl, ab["a"], ab["b"])
+        out[m] = np.round(base[m] * _factor(day[m], tl, ab), 1)
+    # a group without a touch-up keeps step 1
+    rest = coupon & ~_in_groups(chan, world.price_steps["touch_up"])
+    out[rest] = np.round(base[rest], 1)
     return out
 
 
+def _in_groups(chan: np.ndarray, factors: dict) -> np.ndarray:
+    if "all" in factors:
+        return np.ones(chan.size, bool)
+    return np.isin(chan, list(factors))
+
+
 def calibrate_prices(sc, tl: Timeline, rp: dict, world) -> None:
-    """Scale express list prices (parcels without coupon) to hit the revenue targets."""
+    """Step 2 of the calibration (module docs): touch up the prices of express parcels without
+    a coupon so that the revenue targets hold exactly; discounts and revenue of every record."""
     rec = world.rec
     thr, face = coupon_terms(sc, world)
     rec["coupon_thr"], rec["coupon_face"] = thr, face
-    years = tl.year_of(rec["day"])
-    y_last, y_prev = max(sc.years), max(sc.years) - 1
-    t = (rec["day"] - tl.n_days / 2) / 365.0
     express = rec["product"] == "express"
     coupon = rec["coupon_kind"] > 0
-    scale = world.scale
-    if "channel_revenue_2022" in rp:
-        groups = {
-            ch: (float(v) * scale, float(v) * scale / (1 + float(rp["channel_growth"][ch])))
-            for ch, v in rp["channel_revenue_2022"].items()
-        }
-    else:
-        r22 = float(rp["revenue_2022"]) * scale
-        groups = {None: (r22, r22 / (1 + float(rp["growth"])))}
-    factors = {}
-    for ch, (t22, t21) in groups.items():
-        grp = express & (rec["channel"] == ch if ch is not None else True)
-        free = grp & ~coupon
-        rev_c = np.where(coupon, rec["list_price"] - face, 0.0)
-        need22 = t22 - rev_c[grp & (years == y_last)].sum()
-        need21 = t21 - rev_c[grp & (years == y_prev)].sum()
-        m22, m21 = free & (years == y_last), free & (years == y_prev)
-        if need22 <= 0 or need21 <= 0 or not m22.any() or not m21.any():
-            continue
-        # t depends on the day only: the root search runs on per-day price sums
-        day_t = (np.arange(tl.n_days) - tl.n_days / 2) / 365.0
-        p21 = np.bincount(rec["day"][m21], weights=rec["list_price"][m21], minlength=tl.n_days)
-        p22 = np.bincount(rec["day"][m22], weights=rec["list_price"][m22], minlength=tl.n_days)
-        b = _solve_b(day_t, p21, day_t, p22, need22 / need21)
-        a = need22 / (rec["list_price"][m22] * np.exp(b * t[m22])).sum()
-        factors[ch or "all"] = {"a": float(a), "b": float(b)}
-        rec["list_price"][free] = _calibrated(rec["list_price"][free], rec["day"][free], tl, a, b)
+    fixed_rev = np.where(express & coupon, rec["list_price"] - face, 0.0)
+    free = express & ~coupon
+    factors = _solve_factors(sc, tl, rp, world, rec["price_base"], free, fixed_rev,
+                             np.zeros(len(rec["day"])))
+    f2 = _group_factor(world, tl, factors, free)
+    touched = free & _in_groups(rec["channel"], factors)
+    rec["list_price"][touched] = np.round(rec["price_base"][touched] * f2[touched], 1)
     # list prices that were not moved up by a coupon holder: the no-bunching price
     rec["list_orig"] = np.where(rec["bunched"], rec["pre_bunch"], rec["list_price"])
-    world.price_factor = factors
+    world.price_steps["touch_up"] = factors
+    world.price_factor = {
+        g: {"a": ab["a"] * factors.get(g, {"a": 1.0})["a"],
+            "b": ab["b"] + factors.get(g, {"b": 0.0})["b"]}
+        for g, ab in world.price_steps["list"].items()
+    }
     rec["discount"] = np.where(coupon, face, 0.0)
     rec["revenue"] = rec["list_price"] - rec["discount"]

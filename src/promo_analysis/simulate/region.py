@@ -19,6 +19,7 @@ from .pricing import (
     campaign_arrays,
     design_arrays,
     later_coupon_use,
+    prescale_prices,
 )
 from .scenario import Scenario
 from .sending import clock, clock_at, first_send_day, repeat_chains, time_at
@@ -66,6 +67,7 @@ class RegionWorld:
     # parcels (records), one entry per parcel
     rec: dict[str, np.ndarray] = field(default_factory=dict)
     price_factor: dict = field(default_factory=dict)
+    price_steps: dict = field(default_factory=dict)
     coupon_calibration: dict = field(default_factory=dict)
 
 
@@ -277,6 +279,7 @@ def simulate_region(
     rec = _concat_records([first, chains_new, chains_prior])
     assign_products_prices(sc, tl, rp, rec, rng, only_missing=True)
     world.rec = rec
+    prescale_prices(sc, tl, rp, world)
     later_coupon_use(sc, tl, rp, world, rng)
     calibrate_prices(sc, tl, rp, world)
     return world
