@@ -13,7 +13,7 @@ Methods, formulas, assumptions and references: ``docs/methods.md`` section 6.
 from __future__ import annotations
 
 import warnings as _warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,10 @@ SMD_THRESHOLD = 0.1
 _EXTREME = 1e-6
 #: above this many training rows the first logistic fit starts from a subsample fit
 _SUBSAMPLE_START = 200_000
+#: Newton decrement per row at which the nuisance logits stop: coefficients within ~1e-8 SD
+#: units of the optimum (the last step leaves them closer still), 1e-5 of a standard error
+#: even at a million rows; the learners' default, 1e-10, costs two more passes per fit
+_NEWTON_TOL = 1e-8
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,13 +53,26 @@ _SUBSAMPLE_START = 200_000
 class _Prepared:
     t: np.ndarray  # 0/1 int
     y: np.ndarray  # float
-    X: pd.DataFrame  # encoded float covariates (no constant columns)
+    names: list[str]  # design columns: encoded covariates (no constant columns)
     binary_outcome: bool
     warnings: list[str]
     groups: np.ndarray | None = None  # cluster codes 0..G-1 (cluster-robust SEs)
     native: np.ndarray | None = None  # one column per covariate, categories as codes (trees)
     cat_mask: np.ndarray | None = None  # which columns of ``native`` are categorical
-    encoding: _Encoding | None = None  # builds ``native`` when a tree learner first needs it
+    # builds the dense design and ``native`` when first needed: the linear learners get their
+    # design built directly in fold order (``_FoldLayout``), never in the original order
+    encoding: _Encoding | None = None
+    dense: np.ndarray | None = None  # the one-hot design in the original row order
+
+    def design(self) -> np.ndarray:
+        if self.dense is None:
+            self.dense = _dense_design(self.encoding, len(self.t))
+        return self.dense
+
+    def design_mean(self) -> np.ndarray:
+        if self.dense is None and self.encoding is not None:
+            return _design_mean(self.encoding, len(self.t))
+        return self.design().mean(axis=0)
 
     def native_design(self) -> np.ndarray:
         if self.native is None:
@@ -73,23 +90,25 @@ class _Encoding:
     levels: list[Any]  # per covariate: the sorted levels (categorical) or None
     keep: list[bool]  # per covariate: has at least one design column
 
+    def take(self, idx: np.ndarray) -> _Encoding:
+        """The encoding of the rows ``idx`` (same columns, even if a level is now absent)."""
+        return _Encoding(self.names, [None if v is None else v[idx] for v in self.values],
+                         [None if c is None else c[idx] for c in self.codes], self.levels,
+                         self.keep)
+
 
 #: rows per block when the dense design is filled: a block of all columns stays in cache
 _BLOCK_ROWS = 8192
 
 
-def _encode(
-    data: pd.DataFrame, covariates: Sequence[str]
-) -> tuple[pd.DataFrame, np.ndarray, _Encoding]:
+def _encode(data: pd.DataFrame, covariates: Sequence[str]) -> tuple[np.ndarray, _Encoding]:
     """Numeric/bool covariates as floats; strings and categoricals one-hot, first level dropped.
 
     Levels are ordered as strings (as ``pd.get_dummies`` does); constant numeric covariates
     are dropped (a one-hot column always varies: its level and the first one both occur).
-    The frame wraps one C-ordered float block, so ``to_numpy()`` is a view, not a copy of a
-    million-row design; it is filled in blocks of rows, all columns at once, because writing
-    one column at a time strides through the whole array once per column. Also returns the
-    mask of categorical covariates and the encoding (codes reused by the separation checks
-    and by :func:`_native_design`).
+    Returns the mask of categorical covariates and the encoding -- values and level codes, not
+    yet a dense design: :func:`_dense_design` builds that (in any row order, centred) and
+    :func:`_native_design` the design of tree learners; the separation checks need neither.
     """
     n = len(data)
     enc = _Encoding([], [], [], [], [])
@@ -112,24 +131,51 @@ def _encode(
             enc.keep.append(len(levels) > 1)
             enc.names += [f"{col}={lv}" for lv in levels[1:]]
     cat_mask = np.array([c is not None for c in enc.codes], dtype=bool)
-    A = np.zeros((n, len(enc.names)))
-    for s0 in range(0, n, _BLOCK_ROWS):
+    return cat_mask, enc
+
+
+def _dense_design(
+    enc: _Encoding, n: int, rows: np.ndarray | None = None, centre: np.ndarray | None = None
+) -> np.ndarray:
+    """The one-hot design, C-ordered, of the rows ``rows`` (all, in order, if None), minus
+    ``centre``.
+
+    Filled in blocks of rows, all columns at once: writing one column at a time would stride
+    through the whole array once per column.
+    """
+    m = n if rows is None else len(rows)
+    A = np.zeros((m, len(enc.names)))
+    for s0 in range(0, m, _BLOCK_ROWS):
         blk = A[s0:s0 + _BLOCK_ROWS]
+        sel = slice(s0, s0 + _BLOCK_ROWS) if rows is None else rows[s0:s0 + _BLOCK_ROWS]
         k = 0
         for v, c, lv, kp in zip(enc.values, enc.codes, enc.levels, enc.keep, strict=True):
             if not kp:
                 continue
             if c is None:
-                blk[:, k] = v[s0:s0 + _BLOCK_ROWS]
+                blk[:, k] = v[sel]
                 k += 1
             else:
-                cb = c[s0:s0 + _BLOCK_ROWS]
-                rows = np.flatnonzero(cb > 0)
-                blk[rows, k + cb[rows] - 1] = 1.0
+                cb = c[sel]
+                hit = np.flatnonzero(cb > 0)
+                blk[hit, k + cb[hit] - 1] = 1.0
                 k += len(lv) - 1
-    if not enc.names:
-        return pd.DataFrame(index=data.index), cat_mask, enc
-    return pd.DataFrame(A, columns=enc.names, index=data.index, copy=False), cat_mask, enc
+        if centre is not None:
+            blk -= centre
+    return A
+
+
+def _design_mean(enc: _Encoding, n: int) -> np.ndarray:
+    """Column means of the dense design from the encoding (level shares for one-hot)."""
+    out: list[float] = []
+    for v, c, lv, kp in zip(enc.values, enc.codes, enc.levels, enc.keep, strict=True):
+        if not kp:
+            continue
+        if c is None:
+            out.append(float(v.mean()))
+        else:
+            out += (np.bincount(c, minlength=len(lv))[1:] / n).tolist()
+    return np.asarray(out, dtype=float)
 
 
 def _native_design(enc: _Encoding, n: int) -> np.ndarray:
@@ -195,9 +241,9 @@ def _prepare(
             "effect estimate would be exactly 0 with no uncertainty; check the outcome window"
         )
     binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
-    X, cat_mask, enc = _encode(data, covariates)
+    cat_mask, enc = _encode(data, covariates)
     warns = _separation_checks(data, covariates, enc, t)
-    return _Prepared(t=t, y=y, X=X, binary_outcome=binary, warnings=warns,
+    return _Prepared(t=t, y=y, names=enc.names, binary_outcome=binary, warnings=warns,
                      cat_mask=cat_mask, encoding=enc)
 
 
@@ -272,7 +318,7 @@ def _default_propensity():
     from promo_analysis.learners import LogisticIRLS
 
     # unpenalized, so that the fit is the maximum-likelihood logit of statsmodels
-    return LogisticIRLS(C=np.inf)
+    return LogisticIRLS(C=np.inf, tol=_NEWTON_TOL)
 
 
 def _default_outcome(binary: bool):
@@ -281,7 +327,7 @@ def _default_outcome(binary: bool):
     if binary:
         # a barely-penalized logit: identical to ML in practice, but finite when a small arm
         # of a fold is (quasi-)separated
-        return LogisticIRLS(C=1e6)
+        return LogisticIRLS(C=1e6, tol=_NEWTON_TOL)
     return LeastSquares()
 
 
@@ -391,11 +437,13 @@ class _FoldLayout:
     all arms or one arm, all folds but one -- is then at most four contiguous views of one
     array, so a million-row design is copied once, not once per fold and model."""
 
-    def __init__(self, X: np.ndarray, t: np.ndarray, fold: np.ndarray, nfolds: int,
-                 rows: np.ndarray | None = None):
+    def __init__(self, X: np.ndarray | Callable[[np.ndarray], np.ndarray], t: np.ndarray,
+                 fold: np.ndarray, nfolds: int, rows: np.ndarray | None = None):
+        """``X``: the design in the original row order, or a function building the design
+        of the given rows in that order (no copy in the original order first)."""
         rows = np.arange(len(t)) if rows is None else rows
         self.rows = rows[np.lexsort((fold[rows], t[rows]))]  # original row of each position
-        self.X = X[self.rows]
+        self.X = X(self.rows) if callable(X) else X[self.rows]
         key = t[self.rows] * nfolds + fold[self.rows]
         edges = np.searchsorted(key, np.arange(2 * nfolds + 1))
         self.span = {(a, k): (int(edges[a * nfolds + k]), int(edges[a * nfolds + k + 1]))
@@ -668,8 +716,8 @@ def _core(
     prep: _Prepared, method: str, estimand: str, folds: int, learner: Any,
     trim: tuple[float, float] | None, seed: int, with_diagnostics: bool,
 ) -> tuple[float, float, dict[str, float], dict[str, Any], list[str]]:
-    t, y, X = prep.t, prep.y, prep.X
-    Xa = X.to_numpy(dtype=float)
+    t, y, names = prep.t, prep.y, prep.names
+    p = len(names)
     notes: list[str] = []
     diag: dict[str, Any] = {"n_treated": int(t.sum()), "n_control": int(len(t) - t.sum())}
     groups = prep.groups
@@ -682,16 +730,20 @@ def _core(
     fold = np.empty(len(t), dtype=np.int64)
     for k, (_, test) in enumerate(splits):
         fold[test] = k
-    centre = Xa.mean(axis=0) if Xa.shape[1] else None
+    centre = prep.design_mean() if p else None
 
     def layout(rows: np.ndarray | None = None) -> _FoldLayout | None:
-        if Xa.shape[1] == 0:
+        if p == 0:
             return None
         if native:  # tree learners split on the raw covariates, categories as level codes
             return _FoldLayout(prep.native_design(), t, fold, len(splits), rows)
-        lay = _FoldLayout(Xa, t, fold, len(splits), rows)
         # a centred design conditions the Newton fits of the linear learners; predictions of
-        # models with an intercept do not change
+        # models with an intercept do not change. Built straight in fold order from the
+        # encoding: no design in the original order, no second copy
+        if prep.dense is None and prep.encoding is not None:
+            return _FoldLayout(lambda r: _dense_design(prep.encoding, len(t), r, centre), t,
+                               fold, len(splits), rows)
+        lay = _FoldLayout(prep.design(), t, fold, len(splits), rows)
         lay.X -= centre
         return lay
 
@@ -748,7 +800,7 @@ def _core(
     if method == "naive":
         est, se, pom = _naive(y, t, groups)
     elif method == "regression":
-        est, se, pom = _regression(y, t.astype(float), Xa, estimand, groups)
+        est, se, pom = _regression(y, t.astype(float), prep.design(), estimand, groups)
     elif method == "ipw":
         est, psi, f, pom = _ipw(yk, tk, ek, estimand)
     else:
@@ -800,14 +852,14 @@ def _core(
     if with_diagnostics:
         w = _weights(ek, tk, estimand)
         bal = None
-        if X.shape[1]:
+        if p:
             w_all = np.zeros(len(t))
             w_all[keep] = w
             if lay_ps is not None and not native:  # the centred design, in layout order
                 r = lay_ps.rows
-                bal = _balance(lay_ps.X, X.columns, t[r], keep[r], w_all[r], offset=centre)
+                bal = _balance(lay_ps.X, names, t[r], keep[r], w_all[r], offset=centre)
             else:
-                bal = _balance(Xa, X.columns, t, keep, w_all)
+                bal = _balance(prep.design(), names, t, keep, w_all)
         diag["balance"] = bal
         diag["ess"] = {"treated": _ess(w[tk == 1]), "control": _ess(w[tk == 0])}
         diag["overlap"] = _overlap_summary(e, t)
@@ -938,9 +990,9 @@ def estimate_effect(
         failed = 0
         for b in range(int(bootstrap)):
             idx, sub_groups = _resample(prep.groups, n, rng)
-            sub = _Prepared(prep.t[idx], prep.y[idx], prep.X.iloc[idx].reset_index(drop=True),
-                            prep.binary_outcome, [], sub_groups, prep.native_design()[idx],
-                            prep.cat_mask)
+            sub = _Prepared(prep.t[idx], prep.y[idx], prep.names, prep.binary_outcome, [],
+                            sub_groups, cat_mask=prep.cat_mask,
+                            encoding=prep.encoding.take(idx))
             if sub.t.sum() in (0, n):
                 failed += 1
                 continue
