@@ -40,7 +40,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scales", default="0.003,0.01")
     p.add_argument("--seeds", type=int, default=40, help="seeds 0 .. N-1 per scale")
-    p.add_argument("--note", default="solved normaliser on the clock proxy (current)",
+    p.add_argument("--note", default="two-step pricing, strength 1.77 (current)",
                    help="what generator version the rows measure (kept in the CSV)")
     args = p.parse_args()
     rows = []
