@@ -44,9 +44,15 @@ class DatasetError(ValueError):
     """The input cannot be used as a dataset (unreadable file, ambiguous folder, bad encoding)."""
 
 
-def _connect(engine: str):
+def _connect(engine: str, memory_limit: str | None = None):
+    if memory_limit is not None and engine != "duckdb":
+        raise ValueError(
+            f"memory_limit applies to engine='duckdb' only (got engine={engine!r}); "
+            "set Spark's memory in its session configuration"
+        )
     if engine == "duckdb":
-        return ibis.duckdb.connect()
+        # DuckDB's own default is 80 % of RAM; above the limit its hash tables spill to disk
+        return ibis.duckdb.connect(**({"memory_limit": memory_limit} if memory_limit else {}))
     if engine == "spark":
         try:
             import pyspark  # noqa: F401
@@ -134,6 +140,7 @@ class Dataset:
         meta: Mapping[str, Any] | None = None,
         truth: Any = None,
         engine: str = "duckdb",
+        memory_limit: str | None = None,
     ) -> Dataset:
         """Build a dataset from pandas frames, one per table.
 
@@ -150,8 +157,10 @@ class Dataset:
         truth : GroundTruth, optional
             Ground truth of a simulated dataset.
         engine : {"duckdb", "spark"}
+        memory_limit : str, optional
+            DuckDB only: the engine's memory limit, e.g. ``"3GB"`` (see :func:`load_dataset`).
         """
-        con = _connect(engine)
+        con = _connect(engine, memory_limit)
         engine_names = _engine_names(engine, frames)
         raw = {}
         for name, frame in frames.items():
@@ -524,6 +533,7 @@ def load_dataset(
     path: str | os.PathLike,
     engine: str = "duckdb",
     encoding: str = "utf-8",
+    memory_limit: str | None = None,
 ) -> Dataset:
     """Open a dataset folder.
 
@@ -546,6 +556,11 @@ def load_dataset(
     encoding : str
         Encoding of the CSV files: ``"utf-8"`` (default) or e.g. ``"gb18030"``/``"gbk"`` for
         exports from Chinese Excel. Non-UTF-8 files are transcoded to a temporary UTF-8 copy.
+    memory_limit : str, optional
+        DuckDB only: the engine's memory limit, e.g. ``"3GB"`` (DuckDB's default: 80 % of
+        RAM). Group-bys over more groups than fit (one per customer, say) spill to a temporary
+        folder instead of growing; it bounds DuckDB's memory, not the pandas frames a feature
+        returns.
 
     Raises
     ------
@@ -604,7 +619,7 @@ def load_dataset(
             ) from err
         truth = GroundTruth.from_dict(json.loads(truth_file.read_text(encoding="utf-8")))
 
-    con = _connect(engine)
+    con = _connect(engine, memory_limit)
     tmp = None
     if any(f.suffix.lower() == ".csv" for f in files.values()) and not _is_utf8(encoding):
         tmp = tempfile.TemporaryDirectory(prefix="promo-analysis-csv-")

@@ -299,3 +299,25 @@ def test_key_too_wide_falls_back_to_the_portable_path(monkeypatch):
     pd.testing.assert_series_equal(
         got.sort_index(), exp.sort_index(), check_names=False, check_index_type=False
     )
+
+
+def test_memory_limit_reaches_the_duckdb_connection(tmp_path):
+    """``memory_limit=`` caps DuckDB (the daily series' per-customer hash table spills beyond
+    it); it is refused for Spark, whose memory is set in its session."""
+    from promo_analysis.dataset import Dataset, load_dataset
+
+    frames = {"shipments": _shipments()}
+    ds = Dataset.from_frames(frames, memory_limit="300MB")
+    limit = ds.con.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit.endswith("MiB") and 280 <= float(limit.split()[0]) <= 300
+    assert daily_series(ds).new_customers.sum() == 4
+    ds.save(tmp_path / "d")
+    loaded = load_dataset(tmp_path / "d", memory_limit="1GB")
+    limit = loaded.con.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit == "953.6 MiB"
+    default = load_dataset(tmp_path / "d").con.con.execute(
+        "SELECT current_setting('memory_limit')"
+    ).fetchall()[0][0]
+    assert default != limit
+    with pytest.raises(ValueError, match="memory_limit applies to engine='duckdb' only"):
+        load_dataset(tmp_path / "d", engine="spark", memory_limit="1GB")
