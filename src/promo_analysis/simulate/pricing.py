@@ -40,17 +40,33 @@ _ECONOMY = (np.log(8.0), 0.3)
 _ECONOMY_CHANNELS = (["station", "counter", "pickup_point", "online"], [0.4, 0.3, 0.2, 0.1])
 _PAYMENTS = (["cash", "epay", "stored_value"], [0.25, 0.65, 0.10])
 LOYALTY_DESIGN = (12.0, 3.0)
+#: ``rec["product"]`` holds codes into PRODUCTS, ``rec["payment"]`` into PAYMENTS and
+#: ``rec["channel"]`` into the region's :func:`channel_names` (int8; -1 = not drawn yet): the
+#: labels are attached when the tables are built (no Python string per parcel)
+PRODUCTS = ("express", "economy")
+EXPRESS = 0
+PAYMENTS = tuple(_PAYMENTS[0])
+
+
+def channel_names(rp: dict) -> list[str]:
+    """A region's channel vocabulary: its express channels, then the economy channels."""
+    return list(dict.fromkeys([*rp["express_channels"], *_ECONOMY_CHANNELS[0]]))
+
+
+def channel_code(names: list[str], name: str) -> int:
+    """Code of channel ``name`` (-2, matching no parcel, if the region does not have it)."""
+    return names.index(name) if name in names else -2
 
 
 def assign_products_prices(sc, tl: Timeline, rp: dict, rec: dict, rng, only_missing=False):
     """Draw product, channel, payment and list price for the records (in place)."""
     n = len(rec["cust"])
     if only_missing and "product" in rec:
-        todo = np.array([p is None for p in rec["product"]], dtype=bool)
+        todo = rec["product"] < 0
     else:
         todo = np.ones(n, bool)
-        for key, fill in (("product", None), ("channel", None), ("payment", None)):
-            rec[key] = np.full(n, fill, dtype=object)
+        for key in ("product", "channel", "payment"):
+            rec[key] = np.full(n, -1, dtype=np.int8)
         rec["list_price"] = np.full(n, np.nan)
         rec["coupon_kind"] = np.zeros(n, dtype=np.int8)
         rec["coupon_campaign"] = np.full(n, -1, dtype=np.int64)
@@ -61,8 +77,9 @@ def assign_products_prices(sc, tl: Timeline, rp: dict, rec: dict, rng, only_miss
         return
     day = rec["day"][todo]
     economy = rng.random(m) < float(rp["economy_share"])
-    product = np.array(["express", "economy"], dtype=object)[economy.astype(np.int8)]
+    product = economy.astype(np.int8)  # PRODUCTS: 0 express, 1 economy
     # express channel mix moves linearly from the start to the end of the period
+    names = channel_names(rp)
     chans = list(rp["express_channels"])
     s0 = np.asarray(rp["express_mix_start"], float)
     s1 = np.asarray(rp["express_mix_end"], float)
@@ -71,18 +88,18 @@ def assign_products_prices(sc, tl: Timeline, rp: dict, rec: dict, rng, only_miss
     probs /= probs.sum(axis=1, keepdims=True)
     u = rng.random(m)
     ch_idx = (u[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
-    channel = np.asarray(chans, dtype=object)[np.minimum(ch_idx, len(chans) - 1)]
+    express_codes = np.array([names.index(c) for c in chans], dtype=np.int8)
+    channel = express_codes[np.minimum(ch_idx, len(chans) - 1)]
     e_names, e_p = _ECONOMY_CHANNELS
-    channel[economy] = np.asarray(e_names, dtype=object)[
-        rng.choice(len(e_names), size=int(economy.sum()), p=e_p)
-    ]
+    economy_codes = np.array([names.index(c) for c in e_names], dtype=np.int8)
+    channel[economy] = economy_codes[rng.choice(len(e_names), size=int(economy.sum()), p=e_p)]
     w, mu, sd = _EXPRESS_MIX
     comp = rng.choice(3, size=m, p=w)
     price = np.exp(mu[comp] + sd[comp] * rng.standard_normal(m))
     price[economy] = np.exp(_ECONOMY[0] + _ECONOMY[1] * rng.standard_normal(int(economy.sum())))
     price = np.round(price, 1)
     p_names, p_p = _PAYMENTS
-    payment = np.asarray(p_names, dtype=object)[rng.choice(len(p_names), size=m, p=p_p)]
+    payment = rng.choice(len(p_names), size=m, p=p_p).astype(np.int8)
     rec["product"][todo] = product
     rec["channel"][todo] = channel
     rec["payment"][todo] = payment
@@ -151,7 +168,7 @@ def _later_propensity(sc, world) -> tuple[np.ndarray, ...]:
     f1 = k == 1
     first_day[cust[f1]] = day[f1]
     later = (
-        (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == "express")
+        (k >= 2) & (rec["coupon_kind"] == 0) & (rec["product"] == EXPRESS)
         & (day > first_day[cust])
     )
     c_thr, c_face = campaign_arrays(world.campaigns)
@@ -271,13 +288,16 @@ def _solve_factors(sc, tl: Timeline, rp: dict, world, base: np.ndarray, free: np
     rec = world.rec
     years = tl.year_of(rec["day"])
     y_last, y_prev = max(sc.years), max(sc.years) - 1
-    express = rec["product"] == "express"
+    express = rec["product"] == EXPRESS
     day_t = (np.arange(tl.n_days) - tl.n_days / 2) / 365.0
     factors = {}
     for ch, (t22, t21) in _revenue_groups(rp, world.scale).items():
-        grp = express & (rec["channel"] == ch if ch is not None else True)
-        need22 = t22 - fixed_rev[grp & (years == y_last)].sum() + extra[grp & (years == y_last)].sum()
-        need21 = t21 - fixed_rev[grp & (years == y_prev)].sum() + extra[grp & (years == y_prev)].sum()
+        grp = express & (
+            rec["channel"] == channel_code(world.channel_names, ch) if ch is not None else True
+        )
+        g22, g21 = grp & (years == y_last), grp & (years == y_prev)
+        need22 = t22 - fixed_rev[g22].sum() + extra[g22].sum()
+        need21 = t21 - fixed_rev[g21].sum() + extra[g21].sum()
         m22, m21 = grp & free & (years == y_last), grp & free & (years == y_prev)
         if need22 <= 0 or need21 <= 0 or not m22.any() or not m21.any():
             continue
@@ -295,7 +315,7 @@ def _group_factor(world, tl: Timeline, factors: dict, mask: np.ndarray) -> np.nd
     rec = world.rec
     out = np.ones(len(rec["day"]))
     for g, ab in factors.items():
-        m = mask & (rec["channel"] == g) if g != "all" else mask
+        m = mask & (rec["channel"] == channel_code(world.channel_names, g)) if g != "all" else mask
         out[m] = _factor(rec["day"][m], tl, ab)
     return out
 
@@ -311,7 +331,7 @@ def prescale_prices(sc, tl: Timeline, rp: dict, world) -> None:
     prices (rounded to 0.1 yuan).
     """
     rec = world.rec
-    express = rec["product"] == "express"
+    express = rec["product"] == EXPRESS
     coupon = rec["coupon_kind"] > 0
     thr, face = coupon_terms(sc, world)
     fixed_rev = np.where(express & coupon, rec["list_price"] - face, 0.0)
@@ -338,25 +358,25 @@ def no_coupon_price(world, tl: Timeline, idx: np.ndarray) -> np.ndarray:
     rec = world.rec
     idx = np.asarray(idx)
     out = rec["list_orig"][idx].astype(float)
-    coupon = (rec["coupon_kind"][idx] > 0) & (rec["product"][idx] == "express")
+    coupon = (rec["coupon_kind"][idx] > 0) & (rec["product"][idx] == EXPRESS)
     if not coupon.any():
         return out
     chan = rec["channel"][idx]
     day = rec["day"][idx]
     base = rec["price_base"][idx]
     for g, ab in world.price_steps["touch_up"].items():
-        m = coupon & (chan == g) if g != "all" else coupon
+        m = coupon & (chan == channel_code(world.channel_names, g)) if g != "all" else coupon
         out[m] = np.round(base[m] * _factor(day[m], tl, ab), 1)
     # a group without a touch-up keeps step 1
-    rest = coupon & ~_in_groups(chan, world.price_steps["touch_up"])
+    rest = coupon & ~_in_groups(world, chan, world.price_steps["touch_up"])
     out[rest] = np.round(base[rest], 1)
     return out
 
 
-def _in_groups(chan: np.ndarray, factors: dict) -> np.ndarray:
+def _in_groups(world, chan: np.ndarray, factors: dict) -> np.ndarray:
     if "all" in factors:
         return np.ones(chan.size, bool)
-    return np.isin(chan, list(factors))
+    return np.isin(chan, [channel_code(world.channel_names, g) for g in factors])
 
 
 def calibrate_prices(sc, tl: Timeline, rp: dict, world) -> None:
@@ -365,14 +385,14 @@ def calibrate_prices(sc, tl: Timeline, rp: dict, world) -> None:
     rec = world.rec
     thr, face = coupon_terms(sc, world)
     rec["coupon_thr"], rec["coupon_face"] = thr, face
-    express = rec["product"] == "express"
+    express = rec["product"] == EXPRESS
     coupon = rec["coupon_kind"] > 0
     fixed_rev = np.where(express & coupon, rec["list_price"] - face, 0.0)
     free = express & ~coupon
     factors = _solve_factors(sc, tl, rp, world, rec["price_base"], free, fixed_rev,
                              np.zeros(len(rec["day"])))
     f2 = _group_factor(world, tl, factors, free)
-    touched = free & _in_groups(rec["channel"], factors)
+    touched = free & _in_groups(world, rec["channel"], factors)
     rec["list_price"][touched] = np.round(rec["price_base"][touched] * f2[touched], 1)
     # list prices that were not moved up by a coupon holder: the no-bunching price
     rec["list_orig"] = np.where(rec["bunched"], rec["pre_bunch"], rec["list_price"])

@@ -14,9 +14,11 @@ import numpy as np
 from .campaigns import Campaign
 from .population import PRIOR, PROSPECT, People, draw_people, draw_walkins
 from .pricing import (
+    EXPRESS,
     assign_products_prices,
     calibrate_prices,
     campaign_arrays,
+    channel_names,
     design_arrays,
     later_coupon_use,
     prescale_prices,
@@ -68,6 +70,7 @@ class RegionWorld:
     rec: dict[str, np.ndarray] = field(default_factory=dict)
     price_factor: dict = field(default_factory=dict)
     price_steps: dict = field(default_factory=dict)
+    channel_names: list = field(default_factory=list)  # rec["channel"] codes -> names
     coupon_calibration: dict = field(default_factory=dict)
 
 
@@ -247,6 +250,7 @@ def simulate_region(
         t_first=t_first, exp_arm=exp_arm, exp_day=exp_day, experiment=experiment,
         walkin_u=walkin_u, mu=mu, acquired=np.zeros(n, bool), churn_years=churn_years,
         day2=np.full(n, -1, dtype=np.int64), time2=np.full(n, -1.0), pos2=np.full(n, np.nan),
+        channel_names=channel_names(rp),
     )
 
     # first parcels of prospects and walk-ins: product, price, coupon use -> coupon-acquired
@@ -346,7 +350,7 @@ def _first_parcel_coupons(sc: Scenario, world: RegionWorld, first: dict, rng) ->
     cp = sc.coupons
     cust, day = first["cust"], first["day"]
     n = cust.size
-    express = first["product"] == "express"
+    express = first["product"] == EXPRESS
     price = first["list_price"]
     kind = np.zeros(n, dtype=np.int8)
     camp = np.full(n, -1, dtype=np.int64)
@@ -412,7 +416,7 @@ def _missing(key: str, m: int) -> np.ndarray:
     if key in ("bunched",):
         return np.zeros(m, bool)
     if key in ("product", "channel", "payment"):
-        return np.full(m, None, dtype=object)
+        return np.full(m, -1, dtype=np.int8)
     if key in ("list_price", "pre_bunch", "time", "pos"):
         return np.full(m, np.nan)
     raise KeyError(key)

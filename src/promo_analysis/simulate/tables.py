@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .population import PRIOR
-from .pricing import campaign_arrays, design_arrays
+from .pricing import PAYMENTS, PRODUCTS, campaign_arrays, channel_code, design_arrays
 from .region import RegionWorld
 from .timeline import Timeline
 
@@ -221,7 +221,8 @@ def region_tables(
     wechat = people.wechat[rec["cust"][used]]
     chan = np.where(
         k_used == 2,
-        np.where(rec["channel"][used] == "counter", "counter", "door_to_door"),
+        np.where(rec["channel"][used] == channel_code(world.channel_names, "counter"),
+                 "counter", "door_to_door"),
         np.where(wechat, "wechat", "counter"),
     ).astype(object)
     rows.append(
@@ -295,8 +296,8 @@ def region_tables(
             "customer_id": _take(cid, rec["cust"]),
             "region_id": region,
             "sent_at": _ts(tl, sent),
-            "channel": rec["channel"],
-            "product": rec["product"],
+            "channel": _take(_labels(world.channel_names), rec["channel"]),
+            "product": _take(_labels(PRODUCTS), rec["product"]),
             "list_price": rec["list_price"],
             "discount": rec["discount"],
             "revenue": np.round(rec["revenue"], 2),
@@ -304,7 +305,7 @@ def region_tables(
                                coupon_of_rec < 0),
             "campaign_id": _take(camp_ids, np.where(rec["campaign"] < 0, n_camp,
                                                     rec["campaign"])),
-            "payment": rec["payment"],
+            "payment": _take(_labels(PAYMENTS), rec["payment"]),
         },
     )
 

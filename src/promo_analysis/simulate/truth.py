@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .population import PRIOR, PROSPECT, WALKIN
-from .pricing import no_coupon_price
+from .pricing import EXPRESS, no_coupon_price
 from .region import RegionWorld
 from .sending import clock, clock_at, first_send_day, time_at
 from .timeline import Timeline
@@ -276,7 +276,7 @@ def campaign_truth(sc, tl: Timeline, world: RegionWorld) -> pd.DataFrame:
     mult = np.where(
         world.coupon_day >= 0, 1.0 + tau * dfac[np.maximum(world.coupon_design, 0)], 1.0
     )
-    express = rec["product"] == "express"
+    express = rec["product"] == EXPRESS
     n_seg = len(segs)
     # records are in time order (see tables.region_tables): a window is a slice
     rec_day = rec["day"]
