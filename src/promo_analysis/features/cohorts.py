@@ -186,18 +186,28 @@ def cohort_counts(
         per = _first_two(s, **aggs)
     else:
         per = s.group_by("customer_id").aggregate(**{k: f(s) for k, f in aggs.items()})
-    per = _group_column(ds, s, per, cohort_by)
-    per = per.mutate(**{f"_m{j}": per[f"_m{j}"].fill_null(0) for j in range(n_masks)})
+    keys = ["_c"]
+    if cohort_by is not None:  # "all" is added in pandas: no constant string per customer
+        per = _group_column(ds, s, per, cohort_by)
+        keys = ["group", "_c"]
+    if n_masks > 1:  # a customer without parcels in a block has a NULL mask there
+        per = per.mutate(**{f"_m{j}": per[f"_m{j}"].fill_null(0) for j in range(n_masks)})
+    # bits cohort + k past the last mask's range are 0; guard the shift only if that can occur
+    guard = n_masks > 1 or (last.ordinal - origin.ordinal) + periods > _MASK_BITS
 
     def active(k: int) -> Any:
         i = per._c + k
+        if not guard:
+            return ((per._m0 >> i) & 1).sum()
         bits = [ibis.ifelse(inside(i, j), (per[f"_m{j}"] >> bit(i, j)) & 1, 0)
                 for j in range(n_masks)]
         return sum(bits[1:], bits[0]).sum()
 
-    wide = per.group_by(["group", "_c"]).aggregate(
+    wide = per.group_by(keys).aggregate(
         size=per.count(), **{f"_a{k}": active(k) for k in range(periods)}
     ).to_pandas()
+    if cohort_by is None:
+        wide["group"] = "all"
     wide["cohort"] = [(origin + int(c)).start_time for c in wide["_c"]]
     sizes = wide[["group", "cohort", "size"]]
     cells = wide.melt(id_vars=["group", "cohort"], value_vars=[f"_a{k}" for k in range(periods)],
