@@ -277,3 +277,25 @@ def test_first_parcel_tie_rule(tied_ds, engine_path):
     assert f.loc["not-a-customer", "second_sent_at"] == T("2021-03-02 10:00")
     want = _reference_first(tied_ds.to_pandas("shipments"))
     assert (f["first_used_coupon"].astype(bool) == want["coupon"].reindex(f.index)).all()
+
+
+def test_repeat_windows_equal_pandas_reference(tied_ds, engine_path):
+    got = repeat_windows(tied_ds, window_days=(1, 30)).set_index("customer_id")
+    sh = tied_ds.to_pandas("shipments")
+    sh = sh[sh["sent_at"] <= T("2022-12-31 23:59:59")]
+    # the first parcel is the earliest, a coupon parcel before a no-coupon one at the same
+    # instant; drop it and count the rest
+    sh = sh.assign(_nc=sh["coupon_id"].isna()).sort_values(["customer_id", "sent_at", "_nc"])
+    first = sh.drop_duplicates("customer_id").set_index("customer_id")
+    later = sh[sh.duplicated("customer_id")]
+    days = (later["sent_at"] - later["customer_id"].map(first["sent_at"])).dt.total_seconds()
+    days = days / 86400
+    want = pd.DataFrame(index=first.index)
+    for w, inside in ((1, days <= 1), (30, days <= 30), ("all", days >= 0)):
+        want[f"later_{w}"] = inside.groupby(later["customer_id"]).sum()
+        want[f"later_nocoupon_{w}"] = (inside & later["_nc"]).groupby(later["customer_id"]).sum()
+    want = want.fillna(0).astype("int64")
+    assert (got["first_used_coupon"] == ~first["_nc"].reindex(got.index)).all()
+    pd.testing.assert_frame_equal(got[want.columns], want.reindex(got.index),
+                                  check_names=False, check_dtype=False)
+    assert want["later_1"].sum() > 0  # the injected same-instant parcels are counted

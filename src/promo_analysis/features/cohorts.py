@@ -14,7 +14,6 @@ import ibis
 import pandas as pd
 
 from promo_analysis.features.aggregates import bit_or, epoch_us, on_duckdb, smallest
-from promo_analysis.features.customers import shipment_history
 
 __all__ = ["cohort_counts", "survival_table", "repeat_windows", "assignment_outcomes", "FREQ_UNITS"]
 
@@ -49,13 +48,6 @@ def _end_of_observation(ds: Any, s: Any, end: Any) -> pd.Timestamp:
     if isinstance(period, (list, tuple)) and len(period) == 2:
         return pd.Timestamp(period[1]) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
     return pd.Timestamp(s.sent_at.max().to_pandas())
-
-
-def _first_shipment(s: Any) -> Any:
-    """Per customer: first sent_at and whether the first parcel used a coupon (ties on
-    sent_at broken by shipment_id, as in ``customer_table``)."""
-    hist = shipment_history(s)
-    return hist.select("customer_id", "first_sent_at", "first_used_coupon", "second_sent_at")
 
 
 def _first_two(s: Any, **extra: Any) -> Any:
@@ -303,30 +295,30 @@ def repeat_windows(
     Returns one row per customer who sent, with ``customer_id, first_sent_at,
     first_used_coupon, observed_days`` (first parcel to end of observation) and, for each
     window ``w`` and for ``all``: ``later_w`` and ``later_nocoupon_w``. A window's counts
-    are only complete when ``observed_days >= w``; the caller must restrict to those.
+    are only complete when ``observed_days >= w``; the caller must restrict to those. The
+    first parcel and ``first_used_coupon`` follow the tie rule of :func:`_first_two`.
     """
-    s = _shipments(ds, ["customer_id", "sent_at", "shipment_id", "coupon_id"])
+    s = _shipments(ds, ["customer_id", "sent_at", "coupon_id"])
     end_ts = _end_of_observation(ds, s, end)
     end_lit = ibis.literal(end_ts.to_pydatetime())
-    first = _first_shipment(s).select("customer_id", "first_sent_at", "first_used_coupon")
-    j = s.filter(s.sent_at <= end_lit).select("customer_id", "sent_at", "shipment_id",
-                                              "coupon_id").join(first, "customer_id")
-    # rank 0 is the first parcel (ties on sent_at broken by shipment_id, as in
-    # shipment_history); every other parcel is "later"
-    j = j.mutate(
-        _days=(j.sent_at.epoch_seconds() - j.first_sent_at.epoch_seconds()) / _SECONDS_PER_DAY,
-        _later=ibis.row_number().over(group_by=j.customer_id,
-                                      order_by=[j.sent_at, j.shipment_id]) > 0,
-    )
-    aggs: dict[str, Any] = {}
+    first = _first_two(s).select("customer_id", "first_sent_at", "first_used_coupon")
+    j = s.filter(s.sent_at <= end_lit).select("customer_id", "sent_at", "coupon_id").join(
+        first, "customer_id")
+    # No ranking window (a sort of all shipments): count every parcel, then take the first
+    # one off -- it is inside every window (day 0), and it is a no-coupon parcel exactly when
+    # the customer is organic (the tie rule of _first_two)
+    days = (j.sent_at.epoch_seconds() - j.first_sent_at.epoch_seconds()) / _SECONDS_PER_DAY
     nocoupon = j.coupon_id.isnull()
+    aggs: dict[str, Any] = {}
     for w in window_days:
-        inside = j._later & (j._days <= w)
+        inside = days <= w
         aggs[f"later_{w}"] = inside.cast("int64").sum()
         aggs[f"later_nocoupon_{w}"] = (inside & nocoupon).cast("int64").sum()
-    aggs["later_all"] = j._later.cast("int64").sum()
-    aggs["later_nocoupon_all"] = (j._later & nocoupon).cast("int64").sum()
+    aggs["later_all"] = j.count()
+    aggs["later_nocoupon_all"] = nocoupon.cast("int64").sum()
     out = j.group_by(["customer_id", "first_sent_at", "first_used_coupon"]).aggregate(**aggs)
+    first_nocoupon = 1 - out.first_used_coupon.cast("int64")
+    out = out.mutate(**{k: out[k] - (first_nocoupon if "nocoupon" in k else 1) for k in aggs})
     out = out.to_pandas().sort_values("customer_id").reset_index(drop=True)
     # nanoseconds whatever the engine returns (DuckDB gives microseconds, Spark nanoseconds)
     out["first_sent_at"] = pd.to_datetime(out["first_sent_at"]).astype("datetime64[ns]")
