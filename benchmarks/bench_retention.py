@@ -9,7 +9,8 @@ Each step runs in a fresh subprocess on the simulated Parquet dataset of each si
 ``benchmarks/.cache/``; or ``--data PATH``): wall and CPU seconds of the step only, its peak RSS,
 the load average before it. Hand-written DuckDB SQL of the same engine aggregations on the same
 Parquet files is measured in the same run for reference (the fastest formulation found: one
-streaming group-by per customer, no DISTINCT, window or sort). The Kaplan-Meier rows say how
+streaming group-by per customer, no DISTINCT, window or sort), and so is the floor of any
+per-customer count, ``min(sent_at)`` grouped by customer (``sql_first_floor``). The Kaplan-Meier rows say how
 many customers they covered and the time scaled to 10 M customers. To measure at ~10 M
 customers directly, ``--data <50 M folder> --subset-senders 1e7`` links (symlinks, in
 ``--subset-folder``) the region partitions with the most senders, in that order, while the
@@ -35,7 +36,8 @@ sys.path.insert(0, str(HERE))
 import _harness as h  # noqa: E402
 
 OUT = HERE / "results" / "retention.csv"
-STEPS = ["cohort_matrix", "sql_cohort_counts", "kaplan_meier", "sql_survival_counts"]
+STEPS = ["cohort_matrix", "sql_cohort_counts", "kaplan_meier", "sql_survival_counts",
+         "sql_first_floor"]
 
 # monthly cohorts, 12 periods, as cohort_counts(ds, freq="M", periods=12): one pass over the
 # shipments, per customer the first month index and a BIGINT bitmask of the months with a parcel
@@ -51,6 +53,9 @@ WITH c AS (
 )
 SELECT cohort, count(*) AS size, {active} FROM c GROUP BY cohort
 """.replace("{active}", ", ".join(f"sum((mask >> (cohort + {k})) & 1) AS a{k}" for k in range(12)))
+
+# the floor of any per-customer count: the first parcel's time per customer, nothing else
+SQL_FIRST_FLOOR = "SELECT count(*) FROM (SELECT customer_id, min(sent_at) FROM shipments GROUP BY 1)"
 
 # time from first to second parcel by coupon use of the first, as survival_table(ds): one
 # streaming group-by with a BIGINT minimum whose low bit is "no coupon" (a coupon at the first
@@ -88,6 +93,8 @@ def step(name: str, folder: Path) -> dict:
                 lo, _ = con.execute(SQL_SPAN).fetchone()
                 origin = pd.Timestamp(lo).to_period("M").start_time.date()
                 out = con.execute(SQL_COHORT, {"origin": origin}).df()
+            elif name == "sql_first_floor":
+                out = con.execute(SQL_FIRST_FLOOR).df()
             else:
                 out = con.execute(SQL_SURVIVAL, {"end": end.to_pydatetime()}).df()
         if name == "sql_survival_counts":
