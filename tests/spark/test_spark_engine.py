@@ -100,6 +100,36 @@ def test_daily_series_parity(pair):
     )
 
 
+def test_daily_series_tied_first_shipments(spark):
+    """A customer's first two parcels at the same second in two regions (and, one row later,
+    two channels of one region; a missing channel): the same smallest-group tie rule on both
+    engines (Spark's min_by over a struct key, DuckDB's packed integer key)."""
+    from promo_analysis.dataset import Dataset
+    from promo_analysis.features import daily_series
+
+    t = pd.Timestamp("2022-05-01 10:00:00")
+    frame = pd.DataFrame(
+        {
+            "shipment_id": ["s1", "s2", "s3", "s4", "s5", "s6"],
+            "customer_id": ["tie", "tie", "ch", "ch", "ch", "z"],
+            "region_id": ["sx", "gx", "gx", "gx", "gx", "sx"],
+            "channel": ["station", "station", "station", "counter", None, "counter"],
+            "sent_at": [t, t, t, t, t, t + pd.Timedelta("1D")],
+            "revenue": 1.0,
+        }
+    )
+    for by in (("region_id",), ("region_id", "channel")):
+        a, b = (
+            daily_series(Dataset.from_frames({"shipments": frame}, engine=e), by=by,
+                         metrics=("shipments", "new_customers"))
+            for e in ("duckdb", "spark")
+        )
+        _same(a, b)
+    new = a[a.new_customers > 0].fillna({"channel": "-"})
+    new = new.set_index(["region_id", "channel"]).new_customers
+    # "tie": gx before sx; "ch": the missing channel first
+    assert new.to_dict() == {("gx", "-"): 1, ("gx", "station"): 1, ("sx", "counter"): 1}
+
 def test_cohort_counts_parity(pair):
     from promo_analysis.features import cohort_counts
 

@@ -178,6 +178,20 @@ def test_duckdb_arg_min_path_equals_the_portable_path(monkeypatch):
     pd.testing.assert_series_equal(got, per_group, check_names=False)
 
 
+@pytest.fixture(params=["packed", "duckdb arg_min", "ibis argmin"])
+def path(request, monkeypatch):
+    """The three ways daily_series finds first shipments: the packed key (DuckDB), DuckDB's
+    arg_min over a struct key (when the packed key does not fit) and Ibis's argmin (other
+    engines; on DuckDB an ordered aggregate)."""
+    from promo_analysis.features import daily as mod
+
+    if request.param != "packed":
+        monkeypatch.setattr(mod, "_new_customers_packed", lambda *a: None)
+    if request.param == "ibis argmin":
+        monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
+    return request.param
+
+
 def _pandas_new_customers(df: pd.DataFrame, by: list[str]) -> pd.Series:
     """Independent reference: each customer's first shipment, ties in time broken by the
     smallest ``by`` values (missing first), counted per day and group."""
@@ -187,10 +201,10 @@ def _pandas_new_customers(df: pd.DataFrame, by: list[str]) -> pd.Series:
     return first.groupby(["date", *by], dropna=False).size()
 
 
-def test_first_shipments_tied_in_time_go_to_the_smallest_group():
+def test_first_shipments_tied_in_time_go_to_the_smallest_group(path):
     """A customer whose first two parcels share the exact second in two regions (and, with two
     ``by`` columns, in two channels of one region) is new in the smallest group, and only
-    there; checked against a pandas sort."""
+    there, on every path; checked against a pandas sort."""
     t = pd.Timestamp("2022-05-01 10:00:00")
     df = pd.DataFrame(
         {
@@ -226,9 +240,9 @@ def test_first_shipments_tied_in_time_go_to_the_smallest_group():
         )
 
 
-def test_packed_path_equals_pandas_with_missing_values_and_ties():
+def test_equals_pandas_with_missing_values_and_ties(path):
     """Random data with many exact ties, missing group values and a missing sent_at, on a
-    Dataset (the DuckDB packed key): equal to the pandas reference per day and group."""
+    Dataset: equal to the pandas reference per day and group, on every path."""
     from promo_analysis.dataset import Dataset
 
     rng = np.random.default_rng(5)

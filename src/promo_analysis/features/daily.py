@@ -6,8 +6,8 @@ Two engine aggregations, both one pass over ``shipments`` for all groups at once
 * a group-by over ``customer_id`` for each customer's first shipment (time and the ``by``
   values of that first shipment), then counted per ``(date, *by)``: a new customer is one
   whose first-ever shipment in the data is on that day. On DuckDB this is one integer ``min``
-  per customer over a key packing the time and the ``by`` values (ties in time go to the
-  smallest ``by`` values); elsewhere Ibis's ``min`` and ``argmin``.
+  per customer over a key packing the time and the ``by`` values; elsewhere one ``argmin`` over
+  a struct key. Either way ties in time go to the smallest ``by`` values (missing first).
 
 Only the small aggregated frames come into pandas, where days without shipments are filled with
 zeros so that every group has one row per calendar day.
@@ -74,29 +74,35 @@ def _check(ds: Any, by: Sequence[str], metrics: Sequence[str]) -> tuple[Any, lis
 
 
 def _first_shipment_values(s: Any, by: list[str]) -> dict[str, Any]:
-    """Aggregates giving the ``by`` values of each customer's first shipment (earliest
-    ``sent_at``): the portable path, for engines other than DuckDB and for data the packed key
-    of :func:`_new_customers_packed` does not fit.
+    """The aggregate giving the ``by`` values of each customer's first shipment (earliest
+    ``sent_at``; ties go to the smallest ``by`` values, missing first): the portable path, for
+    engines other than DuckDB and for data the packed key of :func:`_new_customers_packed` does
+    not fit.
 
-    If a customer's first two parcels share the exact ``sent_at`` and differ in a ``by``
-    value, the engine picks one of them here (the DuckDB packed path breaks such ties by the
-    smallest ``by`` values).
+    One ``argmin`` of all ``by`` values at once (per-column argmins could take them from
+    different tied shipments) over the key ``(sent_at, by_1 present, by_1, ...)``: a struct,
+    compared field by field on every engine; ``false < true`` puts missing values first.
     """
     if not by:
         return {}
+    values = ibis.struct({b: s[b] for b in by})
+    fields: dict[str, Any] = {"t": s.sent_at}
+    for i, b in enumerate(by):
+        fields[f"p{i}"] = s[b].notnull()
+        fields[f"v{i}"] = s[b]
+    key = ibis.struct(fields)
     if on_duckdb(s):
-        # one streaming arg_min for all by-columns; Ibis's argmin would compile to an ordered
-        # aggregate (FIRST ... ORDER BY) that buffers and sorts every customer's shipments
-        values = ibis.struct({b: s[b] for b in by})
-        return {"_by": arg_min(values, s.sent_at)}
-    return {b: s[b].argmin(s.sent_at) for b in by}
+        # DuckDB's streaming arg_min; Ibis's argmin would compile to an ordered aggregate
+        # (FIRST ... ORDER BY) that buffers and sorts every customer's shipments
+        return {"_by": arg_min(values, key, where=s.sent_at.notnull())}
+    return {"_by": values.argmin(key, where=s.sent_at.notnull())}
 
 
 def _new_customers_portable(s: Any, by: list[str]) -> pd.DataFrame:
     firsts = s.group_by("customer_id").aggregate(
         _first=s.sent_at.min(), **_first_shipment_values(s, by)
     )
-    if "_by" in firsts.columns:
+    if by:
         firsts = firsts.mutate(**{b: firsts._by[b] for b in by}).drop("_by")
     return (
         firsts.group_by([firsts._first.date().name("date"), *by])
@@ -223,6 +229,13 @@ def daily_series(
     pandas.DataFrame
         ``date`` (datetime64, midnight), the ``by`` columns, then the metrics; zero-filled so
         every group seen in the data has every day; sorted by ``by`` then ``date``.
+
+    Notes
+    -----
+    A customer is new on the day of its earliest ``sent_at`` in all the data, in the group of
+    that shipment. When several shipments share that exact time and differ in a ``by`` value,
+    the customer counts once, in the group with the smallest ``by`` values (compared column by
+    column in ``by`` order, missing first), on every engine.
     """
     s, by, metrics = _check(ds, by, metrics)
     day = s.sent_at.date().name("date")
