@@ -307,6 +307,11 @@ def test_key_too_wide_falls_back_to_the_portable_path(monkeypatch):
     by = ["a", "b", "c"]
     out = daily_series(_Tables({"shipments": df}), by=by, metrics=("new_customers",))
     assert calls == [None]  # the key did not fit
+    # a column of more than 256 values is not coded either (list_position scans the list)
+    df["d"] = np.arange(n) % 300
+    calls.clear()
+    daily_series(_Tables({"shipments": df}), by=["d"], metrics=("new_customers",))
+    assert calls == [None]
     got = out[out.new_customers > 0].set_index(["date", *by]).new_customers
     exp = _pandas_new_customers(df, by)
     assert got.sum() == df.customer_id.nunique()
