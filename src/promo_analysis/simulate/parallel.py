@@ -25,13 +25,17 @@ __all__ = [
 _MIN_SHIPMENTS_PER_WORKER = 300_000
 #: shipments (2021-2022) per yuan of a region's 2022 revenue target, roughly (for the heuristic)
 SHIPMENTS_PER_YUAN = 0.11
-#: expected shipments the running workers may generate at once: a worker holds ~0.8 GB per
-#: million shipments of its region (benchmarks/bench_simulate.py), so two big regions together
-#: (Guangdong ~4.4 M and Jiangsu ~3.2 M at 50 M national) would need ~6 GB; a region that would
-#: push the running total above this waits (unless nothing else runs). 6 M keeps the 10 M
-#: benchmark's region pairs (up to 5.6 M together, measured 3.86 GB summed PSS: the two peaks do
-#: not coincide) running in parallel
-MAX_RUNNING_SHIPMENTS = 6_000_000
+#: expected shipments (the :func:`~promo_analysis.simulate._sizes` estimate) the running workers
+#: may generate at once: a worker peaks at ~0.8 GB per million shipments of its region
+#: (benchmarks/bench_simulate.py: zhejiang alone, 3.66 M shipments, 2.81 GB PSS), so two big
+#: regions together (Guangdong ~4.4 M and Jiangsu ~3.2 M at 50 M national) would need ~6 GB; a
+#: region that would push the running total above this waits (unless nothing else runs). The
+#: estimate runs high where prices are calibrated up (beijing, zhejiang: ~0.77 x the real
+#: count); 6.55 M lets every pair of the 10 M benchmark's regions run together except guangxi
+#: with zhejiang (6.60 M estimated, 5.9 M real), i.e. pairs of up to ~5.2 M real shipments,
+#: measured at 3.7-3.9 GB summed PSS (the two peaks do not coincide). Without zhejiang next to
+#: beijing (6.51 M) zhejiang ran alone at the end: ~1.2 M shipments more on the critical path.
+MAX_RUNNING_SHIPMENTS = 6_550_000
 
 
 def resolve_workers(workers: int | None, n_regions: int, expected_shipments: float) -> int:
