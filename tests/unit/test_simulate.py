@@ -183,3 +183,39 @@ def test_write_simulation_streams_the_same_dataset(tiny, tmp_path):
     (raw / "notes.txt").write_text("not a dataset")
     with pytest.raises(FileExistsError, match="not written by promo-analysis"):
         write_simulation(raw, "china-post-2022", seed=5, **TINY)
+
+
+def test_generated_columns_become_contract_types_or_fail_clearly():
+    """The writer's Arrow tables: contract types (ns timestamps -> us, midnight -> date), nulls
+    from None, scalars repeated, the same values as the pandas frame; a value that does not fit
+    its column (a number in an id column, a time of day in a date column) raises naming the
+    table."""
+    import pyarrow as pa
+
+    from promo_analysis.simulate.columns import to_arrow, to_pandas
+
+    ts = np.array(["2022-03-01T08:00:00", "2022-03-02T09:30:00"], dtype="datetime64[ns]")
+    cols = {
+        "experiment_id": "gx-test",
+        "customer_id": pa.array(["guangxi-c0000001", None]),
+        "arm": np.array(["control", "12-3"], dtype=object),
+        "assigned_at": ts,
+    }
+    t = to_arrow("assignments", cols)
+    assert t.schema.types == [pa.string(), pa.string(), pa.string(), pa.timestamp("us")]
+    assert t.column("experiment_id").to_pylist() == ["gx-test", "gx-test"]
+    assert t.column("customer_id").null_count == 1
+    df = to_pandas(cols)
+    assert df.customer_id.tolist() == ["guangxi-c0000001", None]
+    assert t.to_pandas()["arm"].tolist() == df.arm.tolist()
+    with pytest.raises(TypeError, match="assignments"):
+        to_arrow("assignments", {**cols, "arm": np.array(["control", 12.5], dtype=object)})
+    customers = {"customer_id": pa.array(["c1"]), "region_id": "guangxi",
+                 "known_since": ts[:1], "segment": np.array(["students"], dtype=object),
+                 "wechat_contact": np.array([True])}
+    with pytest.raises(TypeError, match="customers"):
+        to_arrow("customers", customers)  # 08:00 is not a date
+    day = to_arrow("customers", {**customers, "known_since": ts[:1].astype("datetime64[D]")})
+    assert day.schema.field("known_since").type == pa.date32()
+    with pytest.raises(ValueError, match="unequal length"):
+        to_arrow("assignments", {**cols, "arm": np.array(["control"], dtype=object)})

@@ -54,6 +54,14 @@ def _arrow_column(table: str, name: str, values, n: int) -> pa.Array:
     if isinstance(values, pa.Array):
         arr = values
     elif isinstance(values, np.ndarray):
+        if target == pa.date32() and values.dtype.kind == "M":
+            days = values.astype("datetime64[D]")
+            off = (values != days) & ~np.isnat(values)
+            if off.any():  # Arrow's cast to date would drop the time of day silently
+                raise pa.ArrowInvalid(
+                    f"{name}: {int(off.sum())} value(s) with a time of day in a date column, "
+                    f"e.g. {values[off][0]}"
+                )
         # from_pandas: None / NaN / NaT are nulls, as pa.Table.from_pandas makes them
         arr = pa.array(values, from_pandas=True,
                        type=target if values.dtype == object else None)
