@@ -248,7 +248,8 @@ def engine_path(request, monkeypatch):
     [("M", 12, None), ("M", 6, "segment"),
      ("M", 45, "first_used_coupon"),  # one mask, but cohort + k reaches past bit 62
      ("W", 70, "first_used_coupon"),  # 105 weeks: two masks, k crosses the mask boundary
-     ("D", 9, None)],  # 730 days: 12 masks
+     ("D", 9, None),  # 730 days: 12 masks
+     ("Q", 8, "segment"), ("Y", 2, "first_used_coupon")],
 )
 def test_cohort_counts_equal_pandas_reference(tied_ds, engine_path, freq, periods, cohort_by):
     got = cohort_counts(tied_ds, freq=freq, periods=periods, cohort_by=cohort_by)
