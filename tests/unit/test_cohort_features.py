@@ -134,6 +134,8 @@ def test_bad_arguments(ds):
         cohort_counts(ds, freq="H")
     with pytest.raises(ValueError, match="neither 'first_used_coupon' nor a column"):
         cohort_counts(ds, cohort_by="nope")
+    with pytest.raises(ValueError, match="has no rows with region_id == 'tibet'"):
+        cohort_counts(ds, region="tibet")
     with pytest.raises(ValueError, match=r"by=\['nope'\]: not columns of table 'customers'"):
         survival_table(ds, by=("nope",))
 
