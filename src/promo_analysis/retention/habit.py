@@ -2,8 +2,10 @@
 
 Definitions (documented in docs/methods.md, section 8):
 
-* **coupon-acquired**: the customer's first parcel (earliest ``sent_at``, ties broken by
-  ``shipment_id``) redeemed a coupon (``coupon_id`` not null); **organic** otherwise.
+* **coupon-acquired**: the customer's first parcel (earliest ``sent_at``) redeemed a coupon
+  (``coupon_id`` not null); on an exact tie at the first instant the customer is
+  coupon-acquired if any of the tied parcels used a coupon (the tie rule of every retention
+  count); **organic** otherwise.
 * **later parcels**: every parcel after the first.
 * **full price**: a later parcel sent without a coupon (``coupon_id`` null).
 * **window w**: the w days after the first parcel. Only customers whose first parcel is at
@@ -482,10 +484,12 @@ def value_by_acquisition(
     s = ds.table("shipments")
     if region is not None:
         s = s.filter(s.region_id == region)
-    tx = s.select("customer_id", "shipment_id", "sent_at", "revenue", "coupon_id").to_pandas()
+    tx = s.select("customer_id", "sent_at", "revenue", "coupon_id").to_pandas()
     if tx.empty:
         raise ValueError(f"no shipments for region {region!r}")
-    tx = tx.sort_values(["customer_id", "sent_at", "shipment_id"])
+    # the retention tie rule: among parcels at the first instant, a coupon parcel comes first
+    tx["_organic"] = tx["coupon_id"].isna()
+    tx = tx.sort_values(["customer_id", "sent_at", "_organic"]).drop(columns="_organic")
     first = tx.drop_duplicates("customer_id").set_index("customer_id")["coupon_id"].notna()
     rfm = rfm_summary(tx, "customer_id", "sent_at", value="revenue",
                       observation_end=calibration_end, freq="D")
