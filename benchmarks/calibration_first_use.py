@@ -10,7 +10,8 @@ Two fast data-generating processes with exactly known population truths, many se
   the ATE and the ATT.
 
 Truths are population (super-population) values computed exactly by summing over the discrete
-covariate distribution. Run: ``.venv/bin/python benchmarks/calibration_first_use.py [--seeds N]``
+covariate distribution. Run: ``.venv/bin/python benchmarks/calibration_first_use.py [--seeds N]
+[--jobs J] [--learner hgb]``
 (default 500: Monte-Carlo SE of a coverage of 95 % is 1.0 point);
 writes ``benchmarks/results/calibration_first_use.csv``. Target: coverage within 93-97%.
 """
@@ -101,45 +102,51 @@ def randomized_sample(n_per_arm: int, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame({"arm": arms, "sent": rng.binomial(1, p), "wechat": w})
 
 
-def seed_rows(seed: int, n_obs: int, n_arm: int) -> list[tuple]:
+def seed_rows(seed: int, n_obs: int, n_arm: int, learner: str = "linear") -> list[tuple]:
     """Every interval of one seed: compare_arms on a randomized test, then the observational
-    estimators (ATE and ATT) on a selection-on-observables sample."""
+    estimators (ATE and ATT) on a selection-on-observables sample. With ``learner="hgb"``
+    only AIPW with gradient-boosted nuisance models (the other methods do not use them)."""
     ate, att = observational_truth()
     rtruth = randomized_truth()
     rows = []
     with threadpool_limits(limits=1):
         rng = np.random.default_rng(10_000 + seed)
         rd = randomized_sample(n_arm, rng)
-        for label, kw in (("newcombe", {"ci": "newcombe"}), ("wald", {"ci": "wald"}),
-                          ("lin-hc2", {"covariates": ["wechat"]})):
+        designs = ((("newcombe", {"ci": "newcombe"}), ("wald", {"ci": "wald"}),
+                    ("lin-hc2", {"covariates": ["wechat"]})) if learner == "linear" else ())
+        for label, kw in designs:
             res = experiments.compare_arms(rd, arm="arm", outcome="sent", expected=False, **kw)
             for a, truth in rtruth.items():
                 r = res.table.loc[a]
                 rows.append(("randomized", f"compare_arms/{label}", f"effect {a}", seed, truth,
                              r["estimate"], r["se"], r["ci_low"], r["ci_high"]))
         od = observational_sample(n_obs, rng)
+        methods = causal.METHODS if learner == "linear" else ("aipw",)
         for estimand, truth in (("ate", ate), ("att", att)):
-            for method in causal.METHODS:
+            for method in methods:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     est = causal.estimate_effect(od, "got_coupon", "sent",
                                                  ["parcels", "wechat", "segment"],
-                                                 method=method, estimand=estimand, seed=seed)
-                rows.append(("observational", method, estimand, seed, truth, est.estimate,
+                                                 method=method, estimand=estimand, seed=seed,
+                                                 learner=None if learner == "linear" else learner)
+                name = method if learner == "linear" else f"{method}/{learner}"
+                rows.append(("observational", name, estimand, seed, truth, est.estimate,
                              est.se, est.ci_low, est.ci_high))
     return rows
 
 
-def run(seeds: int, n_obs: int, n_arm: int, jobs: int = 1) -> pd.DataFrame:
+def run(seeds: int, n_obs: int, n_arm: int, jobs: int = 1,
+        learner: str = "linear") -> pd.DataFrame:
     t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as pool:
             parts = list(pool.map(seed_rows, range(seeds), [n_obs] * seeds, [n_arm] * seeds,
-                                  chunksize=5))
+                                  [learner] * seeds, chunksize=5))
     else:
-        parts = [seed_rows(seed, n_obs, n_arm) for seed in range(seeds)]
+        parts = [seed_rows(seed, n_obs, n_arm, learner) for seed in range(seeds)]
     rows = [r for part in parts for r in part]
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0 + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
@@ -163,7 +170,11 @@ def run(seeds: int, n_obs: int, n_arm: int, jobs: int = 1) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=500)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"default {OUT.name} (linear) or calibration_first_use_hgb.csv")
+    ap.add_argument("--learner", choices=("linear", "hgb"), default="linear",
+                    help="nuisance models; 'hgb' runs only AIPW (ATE, ATT) with gradient "
+                         "boosting, the learner whose settings can move its coverage")
     ap.add_argument("--n-obs", type=int, default=4000)
     ap.add_argument("--n-arm", type=int, default=1500)
     ap.add_argument("--jobs", type=int, default=1,
@@ -173,7 +184,9 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    out = run(args.seeds, args.n_obs, args.n_arm, args.jobs)
+    if args.out is None:
+        args.out = OUT if args.learner == "linear" else OUT.with_name(f"{OUT.stem}_hgb.csv")
+    out = run(args.seeds, args.n_obs, args.n_arm, args.jobs, args.learner)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False, float_format="%.6g")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
