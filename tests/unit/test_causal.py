@@ -334,3 +334,48 @@ def test_bad_cluster_column_errors():
         causal.estimate_effect(d.assign(g=[1.0] * 11 + [np.nan]), "t", "y", ["x"], cluster="g")
     with pytest.raises(ValueError, match="must not be the treatment"):
         causal.estimate_effect(d, "t", "y", ["x"], cluster="x")
+
+
+# ---------------------------------------------------------------------------- internals at scale
+def test_design_in_fold_order_and_balance_match_pandas():
+    # the one-hot design is built straight from the encoding (any row order, centred); the
+    # balance table of the diagnostics comes from it without copying the kept rows
+    df, _, _ = selection_dgp(3000, seed=21)
+    df["region"] = np.random.default_rng(0).choice(["b", "a", "c"], len(df))
+    df["const"] = 1.0
+    covs = [*COVS, "region", "const"]
+    prep = causal._prepare(df, "got_coupon", "sent", covs)
+    ref = pd.get_dummies(df[covs[:-1]].astype({"wechat": float}), drop_first=True, dtype=float,
+                         prefix_sep="=")
+    assert prep.names == list(ref.columns)  # constant column dropped, levels sorted
+    np.testing.assert_allclose(prep.design(), ref.to_numpy())
+    np.testing.assert_allclose(prep.design_mean(), ref.to_numpy().mean(axis=0), atol=1e-12)
+    rows = np.random.default_rng(1).permutation(len(df))[:500]
+    centre = ref.to_numpy().mean(axis=0)
+    np.testing.assert_allclose(causal._dense_design(prep.encoding, len(df), rows, centre),
+                               ref.to_numpy()[rows] - centre, atol=1e-12)
+    est = causal.estimate_effect(df, "got_coupon", "sent", covs, trim=(0.2, 0.8))
+    keep = ~est.diagnostics["propensity"]["trimmed"].to_numpy()
+    assert 0 < (~keep).sum() < len(df) // 2
+    e = est.diagnostics["propensity"]["propensity"].to_numpy()[keep]
+    t = df.got_coupon.to_numpy()[keep]
+    w = np.where(t == 1, 1 / e, 1 / (1 - e))
+    A = ref.to_numpy()[keep]
+    m1, m0 = A[t == 1].mean(axis=0), A[t == 0].mean(axis=0)
+    sd = np.sqrt((A[t == 1].var(axis=0, ddof=1) + A[t == 0].var(axis=0, ddof=1)) / 2)
+    mw1 = w[t == 1] @ A[t == 1] / w[t == 1].sum()
+    mw0 = w[t == 0] @ A[t == 0] / w[t == 0].sum()
+    bal = est.diagnostics["balance"]
+    np.testing.assert_allclose(bal.mean_treated, m1, atol=1e-10)
+    np.testing.assert_allclose(bal.mean_control_weighted, mw0, atol=1e-10)
+    np.testing.assert_allclose(bal.smd_before, (m1 - m0) / sd, atol=1e-9)
+    np.testing.assert_allclose(bal.smd_after, (mw1 - mw0) / sd, atol=1e-9)
+
+
+def test_perfect_separation_by_a_category_level_is_an_error():
+    df, _, _ = selection_dgp(500, seed=22)
+    df["channel"] = np.where(df.got_coupon == 1, "courier", "counter")
+    with pytest.raises(ValueError, match=r"perfect separation: covariate 'channel=courier' "
+                                         r"alone separates treated \(range 1..1\) from control "
+                                         r"\(0..0\)"):
+        causal.estimate_effect(df, "got_coupon", "sent", [*COVS, "channel"])

@@ -81,3 +81,33 @@ def test_weighted_gram_and_solver_by_hand():
     H = D.T @ D
     g = np.array([1.0, -2.0, 0.5])
     np.testing.assert_allclose(H @ solve_psd(H, g), g, atol=1e-10)
+
+
+def test_blocked_passes_span_many_blocks_and_uneven_pieces():
+    # more rows than one block of the blocked passes, split into pieces that cut blocks
+    # anywhere: the Gram matches the dense product, the fit matches the fit on one array
+    import promo_analysis.learners as L
+
+    rng = np.random.default_rng(5)
+    n = 3 * L._ROWS + 123
+    X = np.column_stack([rng.normal(size=(n, 3)), rng.random((n, 2)) < 0.3]).astype(float)
+    X -= X.mean(axis=0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ [0.5, -0.4, 0.2, 0.6, -0.2])))).astype(int)
+    w = rng.random(n)
+    D = np.column_stack([np.ones(n), X])
+    # (column sums of a centred X are ~0: absolute tolerance against entries of order n)
+    np.testing.assert_allclose(weighted_gram(X, w), (D * w[:, None]).T @ D, atol=1e-8)
+    np.testing.assert_allclose(weighted_gram(X, None), D.T @ D, atol=1e-8)
+    cuts = [0, 1000, L._ROWS + 7, 2 * L._ROWS + 3000, n]
+    pieces = [X[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    whole = LogisticIRLS().fit(X, y)
+    split = LogisticIRLS().fit_blocks(pieces, y)
+    np.testing.assert_allclose(split.coef_, whole.coef_, atol=1e-10)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(
+        C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=500)).fit(X, y)
+    np.testing.assert_allclose(split.predict_proba(X), ref.predict_proba(X), atol=1e-9)
+    # a warm start from a fit on a small subsample gets one fresh Hessian on all rows
+    sub = LogisticIRLS().fit(X[::20], y[::20])
+    warm = LogisticIRLS().fit(X, y, init=sub)
+    assert warm.n_hessians_ == 1
+    np.testing.assert_allclose(warm.coef_, whole.coef_, atol=1e-9)
