@@ -3,10 +3,12 @@
 Cross-fitting fits the same model on five heavily overlapping training sets (and, for the
 outcome, once per arm). scikit-learn's solvers validate, rescale and copy the design in every
 fit and start from zero each time; at a million rows that is most of the cost of AIPW. These
-learners do the Newton iterations directly in numpy -- ``X'WX`` through one BLAS ``syrk`` --
-and a fit can start from a previous fit (``init=``): coefficients and the factored Hessian of
-the previous fold are an excellent start for the next, so later folds converge in a few
-gradient evaluations instead of five to eight Hessians. The optimum is the same; results
+learners do the Newton iterations directly in numpy -- ``X'WX`` through BLAS ``syrk`` over
+blocks of rows, and index, loss and gradient of a step in one blocked pass, so the design is
+read from memory once per step -- and a fit can start from a previous fit (``init=``):
+coefficients and the factored Hessian of the previous fold are an excellent start for the
+next, so later folds converge in a few gradient evaluations instead of five to eight
+Hessians. The optimum is the same; results
 agree with scikit-learn's ``LogisticRegression`` (``newton-cholesky``, standardized features)
 and ``LinearRegression`` to solver tolerance.
 
