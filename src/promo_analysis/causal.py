@@ -382,19 +382,25 @@ def _resolve_learners(
 
 
 def _fit(model: Any, blocks: list[np.ndarray], y: np.ndarray, role: str, notes: list[str],
-         init: Any = None) -> Any:
+         init: Any = None, record: bool = True) -> Any:
     """Fit a clone of ``model`` on the row-wise stack of ``blocks``; warnings become notes.
 
     The linear learners fit on the blocks directly and warm-start from ``init``, the previous
     fold's fit (same optimum, fewer Newton steps); other learners get one stacked copy.
+    ``record=False`` leaves warnings to a ``catch_warnings`` of the caller (which is not
+    thread-safe: fits in worker threads must not enter their own).
     """
+    from contextlib import nullcontext
+
     from sklearn.base import clone
 
     from promo_analysis.learners import LeastSquares, LogisticIRLS
 
     m = clone(model)
-    with _warnings.catch_warnings(record=True) as caught:
-        _warnings.simplefilter("always")
+    ctx = _warnings.catch_warnings(record=True) if record else nullcontext([])
+    with ctx as caught:
+        if record:
+            _warnings.simplefilter("always")
         if isinstance(m, LogisticIRLS):
             if init is None and len(y) > _SUBSAMPLE_START:
                 # start the first fold from a fit on a strided subsample: its Newton steps
@@ -828,13 +834,14 @@ def _core_blas1(
         if lay is not None and n_trim:
             lay = None  # free it before building the layout of the kept rows
             lay = layout(np.flatnonzero(keep))
-        for arm, target in ((0, m0), (1, m1)):
-            if arm == 1 and estimand == "att":
-                continue
+        arms = [(0, m0)] if estimand == "att" else [(0, m0), (1, m1)]
+
+        def cross_fit(arm: int, target: np.ndarray, record: bool) -> list[str]:
+            arm_notes: list[str] = []
             if lay is None:
                 # nothing to overfit: the full-sample arm mean (AIPW = difference in means)
                 target[:] = y[keep & (t == arm)].mean()
-                continue
+                return arm_notes
             yp = y[lay.rows]
             prev = None
             for k in range(len(splits)):
@@ -850,9 +857,33 @@ def _core_blas1(
                         target[lay.rows[a:b]] = yr[0]
                     continue
                 prev = _fit(out_model, [lay.X[a:b] for a, b in pcs],
-                            yr.astype(int) if proba else yr, "outcome", notes, prev)
+                            yr.astype(int) if proba else yr, "outcome", arm_notes, prev,
+                            record)
                 for a, b in test:
                     target[lay.rows[a:b]] = _predict(prev, lay.X[a:b], proba)
+            return arm_notes
+
+        from promo_analysis.learners import LeastSquares, LogisticIRLS
+
+        if lay is not None and len(arms) == 2 and isinstance(out_model,
+                                                             (LogisticIRLS, LeastSquares)):
+            # the two arms' fold chains are independent and numpy/BLAS release the GIL: one
+            # thread each uses both cores (tree learners already use them through OpenMP)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with _warnings.catch_warnings(record=True) as caught:
+                _warnings.simplefilter("always")
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    futures = [pool.submit(cross_fit, arm, target, False)
+                               for arm, target in arms]
+                    per_arm = [fut.result() for fut in futures]
+            for w in caught:
+                per_arm.append([f"outcome model: {w.category.__name__}: "
+                                f"{str(w.message).splitlines()[0]}"])
+        else:
+            per_arm = [cross_fit(arm, target, True) for arm, target in arms]
+        for arm_notes in per_arm:
+            notes.extend(m for m in arm_notes if m not in notes)
         est, psi, f, pom = _aipw(yk, tk, ek, m0[keep], m1[keep], estimand)
     if method in ("ipw", "aipw"):
         # per-unit contributions over all n rows (trimmed rows still shaped the propensity)
