@@ -11,7 +11,11 @@ each case. Each AIPW case is paired with a reference measured in the same run --
 scikit-learn fit of the same model family on all rows and covariates (``LogisticRegression``
 newton-cholesky on the one-hot design; ``HistGradientBoostingClassifier`` with native
 categoricals) -- so that the ratio ``cpu_s / ref_cpu_s`` survives a loaded machine: five-fold
-AIPW fits 10 (ATE) models on 80 % of the rows each.
+AIPW fits 10 (ATE) models on 80 % of the rows each. ``--threads`` limits BLAS/OpenMP for the
+whole run; ``estimate_effect`` itself keeps BLAS at one thread (its products are
+memory-bound) and runs the two arms' linear outcome fits in two threads, while the scikit-learn
+reference uses ``--threads`` BLAS threads -- on a busy machine a multi-threaded OpenBLAS
+reference inflates several-fold, so compare ratios only between runs at similar load.
 """
 
 from __future__ import annotations
