@@ -4,11 +4,12 @@ National campaigns run in all four regions at once, beijing and zhejiang use the
 default campaign strength, so this is the harder case than the 2-region fixture. The dataset is
 built once (scale 0.003).
 
-The calibration multiplies the list prices of express parcels without a coupon by ``a exp(b t)``
-(``truth.calibration["regions"][r]["price_factor"]``: about 0.96 in guangxi and shanxi, 1.3-1.6
-in beijing and zhejiang) and the truth prices a parcel that would have been sent anyway without
-the campaign's coupon the same way, so coverage is asserted in every region and the estimates
-show no offset where ``a`` is far from 1.
+The calibration scales the list prices of express parcels by ``a exp(b t)`` in two steps (before
+later coupon use, then a touch-up close to 1; ``truth.calibration["regions"][r]["price_factor"]``
+is the combined factor, far from 1 in beijing and zhejiang), so parcels that used a campaign
+coupon carry the calibrated price and the truth prices a parcel that would have been sent anyway
+without the campaign's coupon the same way: coverage is asserted in every region and the
+estimates show no offset where ``a`` is far from 1.
 """
 
 from __future__ import annotations
