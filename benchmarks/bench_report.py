@@ -12,6 +12,16 @@ simulated into ``benchmarks/work/sample`` first (set-up, not timed). Writes
 average, because on a shared machine wall time depends on what else runs, and the CPU seconds
 of this process (``cpu_self``: inputs, validation, HTML export, index) and of the notebook
 kernels (``cpu_kernels``, reaped child processes), which do not.
+
+Scale mode (issue 9: 31 reports from 50 M shipments in < 10 min) times one ``render_reports``
+call on a simulated national dataset and APPENDS its row (with the dataset and its shipment
+count) to the same CSV, e.g.::
+
+    .venv/bin/python benchmarks/bench_report.py --size 1e7 --regions guangdong --workers 1
+    .venv/bin/python benchmarks/bench_report.py --size 1e6 --regions all --workers 2
+
+``cpu_validate`` is the dataset validation's share of ``cpu_self`` (run once per call, timed
+separately in the same process), so ``cpu_self - cpu_validate`` is the per-region inputs work.
 """
 
 from __future__ import annotations
@@ -39,10 +49,87 @@ def _sample(path: Path) -> Path:
     return path
 
 
+def _cpu() -> tuple[float, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _write(rows: list[dict], append: bool) -> Path:
+    target = HERE / "results" / "report.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = []
+    if append and target.exists():
+        with target.open(newline="") as fh:
+            old = list(csv.DictReader(fh))
+    rows = old + rows
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with target.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
+def scale_run(data: Path, regions: str, workers: int, label: str = "") -> dict:
+    """One ``render_reports`` call on ``data``; CPU of this process and of the kernels."""
+    import datetime as dt
+
+    import duckdb
+
+    from promo_analysis import load_dataset, validate
+    from promo_analysis.report.render import render_reports
+
+    shipments = duckdb.sql(
+        f"select count(*) from read_parquet('{data}/shipments/**/*.parquet')").fetchall()[0][0]
+    ds = load_dataset(data)
+    wanted = None if regions == "all" else [r for r in regions.split(",") if r]
+    load0 = os.getloadavg()[0]
+    c0 = _cpu()
+    validate(ds, strict=False)
+    cpu_validate = _cpu()[0] - c0[0]
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as out:
+        c1 = _cpu()
+        t0 = time.perf_counter()
+        summary = render_reports(ds, regions=wanted, out=out, workers=workers, progress=None)
+        seconds = time.perf_counter() - t0
+        c2 = _cpu()
+    return {
+        "run": f"{data.name}: {len(summary.regions)} region(s), {workers} worker(s)"
+        + (f" [{label}]" if label else ""),
+        "regions": len(summary.regions),
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "region_seconds": " ".join(f"{r}={s.seconds:.1f}" for r, s in summary.regions.items())
+        if len(summary.regions) <= 4 else "",
+        "ok": summary.ok,
+        "cpu_self": round(c2[0] - c1[0], 2),
+        "cpu_kernels": round(c2[1] - c1[1], 2),
+        "load_avg_1min": f"{load0:.2f}/{os.getloadavg()[0]:.2f}",
+        "cpus": os.cpu_count(),
+        "data": str(data),
+        "shipments": shipments,
+        "cpu_validate": round(cpu_validate, 2),
+        "run_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--size", default=None,
+                        help="scale mode on benchmarks/.cache/sim-<size>-seed0 (e.g. 1e6, 1e7)")
+    parser.add_argument("--regions", default=None,
+                        help="scale mode: comma-separated region ids, or 'all'")
+    parser.add_argument("--workers", type=int, default=2, help="scale mode: kernels at a time")
+    parser.add_argument("--label", default="", help="scale mode: a note for the row's run name")
     args = parser.parse_args()
+    if args.size or args.regions:
+        data = args.data or HERE / ".cache" / f"sim-{int(float(args.size or 1e6))}-seed0"
+        row = scale_run(data, args.regions or "all", args.workers, args.label)
+        print(row, flush=True)
+        print(f"appended to {_write([row], append=True)}")
+        return
     from promo_analysis.report.render import render_reports
 
     data = args.data or _sample(HERE / "work" / "sample")
@@ -90,13 +177,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
     })
     print(rows[-1])
-    target = HERE / "results" / "report.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {target}")
+    print(f"wrote {_write(rows, append=False)}")
 
 
 if __name__ == "__main__":

@@ -265,3 +265,32 @@ def test_latest_is_a_symlink_or_a_file_with_the_run_id(tmp_path, monkeypatch):
     assert latest.is_file() and not latest.is_symlink()
     assert latest.read_text().strip() == "run-a"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".latest")]
+
+
+def test_waiting_for_a_kernel_slot_blocks_instead_of_spinning(monkeypatch):
+    """With a finished future in the list, ``wait(FIRST_COMPLETED)`` on all of them returns at
+    once; the orchestrator must wait on the unfinished ones (the old loop spun a core)."""
+    import threading
+    from concurrent.futures import Future
+
+    from promo_analysis.report import render
+
+    done, slow_a, slow_b = Future(), Future(), Future()
+    done.set_result(None)
+    calls = []
+    real_wait = render.wait
+
+    def counting_wait(fs, **kw):
+        calls.append(len(fs))
+        return real_wait(fs, **kw)
+
+    monkeypatch.setattr(render, "wait", counting_wait)
+    timer = threading.Timer(0.3, slow_a.set_result, args=(None,))
+    timer.start()
+    render._wait_for_slot([done, slow_a, slow_b], workers=1)
+    timer.join()
+    assert slow_a.done() and not slow_b.done()
+    # one blocking wait on the two unfinished futures, not thousands of immediate returns
+    assert calls == [2]
+    render._wait_for_slot([done, slow_a, slow_b], workers=1)  # one unfinished: no wait
+    assert calls == [2]

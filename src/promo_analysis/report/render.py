@@ -222,6 +222,19 @@ def _render_one(
                             error=message)
 
 
+def _wait_for_slot(futures: list[Any], workers: int) -> None:
+    """Block until at most ``workers`` of ``futures`` are unfinished.
+
+    Waits on the unfinished futures only: ``wait(..., FIRST_COMPLETED)`` on a list that holds
+    a finished future returns at once, so waiting on all of them spun a core for as long as
+    the kernels ran (the main thread's CPU was taken from the kernels).
+    """
+    pending = [f for f in futures if not f.done()]
+    while len(pending) > workers:
+        wait(pending, return_when=FIRST_COMPLETED)
+        pending = [f for f in pending if not f.done()]
+
+
 def _short_error(err: Exception) -> str:
     ename = getattr(err, "ename", None)
     evalue = getattr(err, "evalue", None)
@@ -374,8 +387,7 @@ def render_reports(
         futures = []
         for r in regions:
             # at most ``workers`` regions wait for a kernel: bounds the memory held in ids
-            while sum(not f.done() for f in futures) > workers:
-                wait(futures, return_when=FIRST_COMPLETED)
+            _wait_for_slot(futures, workers)
             start = time.perf_counter()
             try:
                 folders[r] = build_region_inputs(ds, r, period, compare, folder / "inputs",
