@@ -59,9 +59,11 @@ def _write(rows: list[dict], append: bool) -> Path:
     target = HERE / "results" / "report.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     old = []
-    if append and target.exists():
+    if target.exists():
         with target.open(newline="") as fh:
             old = list(csv.DictReader(fh))
+    if not append:  # a new sample run replaces the sample rows; the scale rows stay
+        old = [r for r in old if r.get("data")]
     rows = old + rows
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with target.open("w", newline="") as fh:
