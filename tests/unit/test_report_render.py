@@ -294,3 +294,37 @@ def test_waiting_for_a_kernel_slot_blocks_instead_of_spinning(monkeypatch):
     assert calls == [2]
     render._wait_for_slot([done, slow_a, slow_b], workers=1)  # one unfinished: no wait
     assert calls == [2]
+
+
+@pytest.mark.notebooks
+def test_a_given_validation_report_is_used_not_recomputed(dataset_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    import promo_analysis
+    from promo_analysis import load_dataset, validate
+    from promo_analysis.report import render_reports
+
+    ds = load_dataset(dataset_dir)
+    report = validate(ds, strict=False)
+    expected = report.issues.drop(columns=[c for c in ("example", "examples")
+                                           if c in report.issues.columns])
+    expected = expected[expected["region_id"].isna() | (expected["region_id"] == "guangxi")] \
+        if "region_id" in expected.columns else expected
+
+    def no_validation(*a, **kw):
+        raise AssertionError("validate() ran although a validation report was given")
+
+    monkeypatch.setattr(promo_analysis, "validate", no_validation)
+    tpl = _template(tmp_path / "t.ipynb")
+    summary = render_reports(ds, regions="guangxi", out=tmp_path / "r", template=tpl,
+                             progress=None, validation=report)
+    assert summary.ok
+    got = pd.read_parquet(summary.folder / "inputs" / "guangxi" / "validation.parquet")
+    assert len(got) == len(expected) and list(got.columns) == list(expected.columns)
+    # a report of other data (a table's row count differs) is refused before any run
+    other = dataclasses.replace(report, rows={**report.rows,
+                                              "shipments": report.rows["shipments"] + 1})
+    with pytest.raises(ReportParameterError, match="shipments"):
+        render_reports(ds, regions="guangxi", out=tmp_path / "r2", template=tpl,
+                       progress=None, validation=other)
+    assert not (tmp_path / "r2").exists()
