@@ -149,14 +149,6 @@ def _partial_likelihood(beta: np.ndarray, X: np.ndarray, t: np.ndarray, e: np.nd
     d = per_time(np.ones(n), ev)
     s0d = per_time(theta, ev)
     s1d = np.column_stack([per_time(tx[:, a], ev) for a in range(p)])
-    s2 = np.empty((m, p, p))
-    s2d = np.empty((m, p, p))
-    for a in range(p):
-        for b in range(a, p):
-            w = tx[:, a] * X[:, b]
-            s2[:, a, b] = s2[:, b, a] = per_time(w)
-            s2d[:, a, b] = s2d[:, b, a] = per_time(w, ev)
-    s2 = at_risk(s2)
     # one entry per event: its time index j and Efron fraction l / d_j (l = 0..d_j-1)
     has = d > 0
     dj = d[has].astype(int)
@@ -168,8 +160,14 @@ def _partial_likelihood(beta: np.ndarray, X: np.ndarray, t: np.ndarray, e: np.nd
     ll = float(xb[ev].sum() - shift * len(jj) - np.log(A).sum())
     mean = B / A[:, None]
     score = X[ev].sum(0) - mean.sum(0)
-    C = s2[jj] - phi[:, None, None] * s2d[jj]
-    info = (C / A[:, None, None]).sum(0) - mean.T @ mean
+    # sum over events k of (s2[j_k] - phi_k s2d[j_k]) / A_k without the (m, p, p) risk-set
+    # sums: s2[j] sums theta_i x_i x_i' over rows with t_i >= t_j, so row i carries the
+    # weight sum of 1/A_k over events k with t_k <= t_i, less phi_k/A_k of the events at its
+    # own time when it is one of them -- one weighted X'X
+    inv_a = np.cumsum(np.bincount(jj, weights=1 / A, minlength=m))
+    tied = np.bincount(jj, weights=phi / A, minlength=m)
+    w = theta * (inv_a[tidx] - np.where(ev, tied[tidx], 0.0))
+    info = (X * w[:, None]).T @ X - mean.T @ mean
     if not schoenfeld:
         return ll, score, info
     # Schoenfeld residual of each event: x_i minus the (Efron-averaged) risk-set mean at t_i
