@@ -19,7 +19,7 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 
-__all__ = ["on_duckdb", "arg_min", "smallest", "bit_or", "epoch_us", "materialized"]
+__all__ = ["on_duckdb", "arg_min", "smallest", "bit_or", "scalar", "epoch_us", "materialized"]
 
 
 def on_duckdb(expr: Any) -> bool:
@@ -65,6 +65,12 @@ def smallest(value: Any, n: int) -> Any:
 def _value(value: Any) -> None: ...
 
 
+def _pair(a: Any, b: Any) -> None: ...
+
+
+_ARITY = {1: _value, 2: _pair}
+
+
 def bit_or(value: Any, where: Any = None) -> Any:
     """Bitwise OR of the BIGINT ``value`` over the group (``bit_or``: DuckDB and Spark both
     have it; Ibis's ``IntegerColumn.bit_or`` does not compile on Spark). NULL for a group
@@ -73,11 +79,20 @@ def bit_or(value: Any, where: Any = None) -> Any:
     return fn(value, where=where)
 
 
+def scalar(name: str, *args: Any, output: Any) -> Any:
+    """The engine's scalar function ``name`` applied to ``args`` (one or two Ibis expressions),
+    as an Ibis builtin UDF returning ``output``: for functions with no Ibis spelling that
+    compiles to them (e.g. DuckDB ``list_position``, integer ``divide``)."""
+    fn = ibis.udf.scalar.builtin(
+        _ARITY[len(args)], name=name, signature=(tuple(a.type() for a in args), output)
+    )
+    return fn(*args)
+
+
 def epoch_us(ts: Any) -> Any:
     """DuckDB ``epoch_us(ts)``: microseconds since 1970-01-01 as BIGINT (exact, unlike Ibis's
     ``epoch_seconds``)."""
-    fn = ibis.udf.scalar.builtin(_value, name="epoch_us", signature=((dt.timestamp,), dt.int64))
-    return fn(ts)
+    return scalar("epoch_us", ts, output=dt.int64)
 
 
 @contextlib.contextmanager

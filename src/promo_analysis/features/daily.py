@@ -22,7 +22,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from .aggregates import arg_min, on_duckdb
+from .aggregates import arg_min, epoch_us, on_duckdb, scalar
 
 __all__ = ["daily_series", "DAILY_METRICS"]
 
@@ -118,26 +118,6 @@ _US_PER_DAY = 86_400_000_000
 _MAX_CODED_VALUES = 256
 
 
-def _scalar(name: str, args: tuple[Any, ...], output: Any) -> Any:
-    """DuckDB scalar function ``name`` as an Ibis builtin UDF (``epoch_us``, ``list_position``
-    and integer ``divide`` have no Ibis spelling that compiles to them)."""
-
-    udf = ibis.udf.scalar.builtin(
-        _ARITY[len(args)], name=name, signature=(tuple(a.type() for a in args), output)
-    )
-    return udf(*args)
-
-
-# the bodies of builtin UDFs are never called; their parameters name the arguments
-def _one(a: Any) -> None: ...
-
-
-def _two(a: Any, b: Any) -> None: ...
-
-
-_ARITY = {1: _one, 2: _two}
-
-
 def _new_customers_packed(
     s: Any, by: list[str], groups: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp
 ) -> pd.DataFrame | None:
@@ -172,15 +152,15 @@ def _new_customers_packed(
     for b in by:
         shift -= bits[b]
         lookup = ibis.literal(values[b], type=dt.Array(s[b].type()))
-        pos = _scalar("list_position", (lookup, s[b]), dt.int64).fill_null(0)
+        pos = scalar("list_position", lookup, s[b], output=dt.int64).fill_null(0)
         code = code + pos * (1 << shift)
     base_us = int(first_day.value // 1_000)  # naive timestamps: epoch_us of local midnight
-    micros = _scalar("epoch_us", (s.sent_at,), dt.int64) - base_us
+    micros = epoch_us(s.sent_at) - base_us
     packed = micros * (1 << width) + code
 
     firsts = s.group_by("customer_id").aggregate(k=packed.min())
     # integer division in the engine (Ibis's ``//`` divides in floating point)
-    day = _scalar("divide", (firsts.k, ibis.literal(_US_PER_DAY << width)), dt.int64)
+    day = scalar("divide", firsts.k, ibis.literal(_US_PER_DAY << width), output=dt.int64)
     new = (
         firsts.group_by(_day=day, _code=firsts.k % (1 << width))
         .aggregate(new_customers=firsts.count())
