@@ -6,8 +6,9 @@ pandas; campaign effects for 31 regions x 25 campaigns under 60 s.
 The daily series (``features.daily_series`` by region) runs on the simulated Parquet dataset of
 each size (``_harness.dataset_for``, cached in ``benchmarks/.cache/``, or ``--data PATH``), each
 method in a fresh subprocess (peak RSS per step; wall and CPU seconds of the step only; load
-average before it), next to the same two aggregations hand-written in DuckDB SQL and a plain
-pandas version. Campaign effects run on a synthetic daily panel in this process. Run::
+average before it), next to the best exact hand-written DuckDB query
+(``_harness.ref_sql_daily``, the same one ``bench_scale.py`` times) and a plain pandas
+version. Campaign effects run on a synthetic daily panel in this process. Run::
 
     .venv/bin/python benchmarks/bench_campaigns.py --sizes 1e6,1e7,5e7 [--data PATH]
 
@@ -35,17 +36,6 @@ RESULTS = HERE / "results" / "campaigns.csv"
 DAILY_METHODS = ["daily_series", "sql_daily_series", "pandas_daily_series"]
 
 
-DAILY_SQL = [
-    # the same two aggregations as features.daily_series, hand-written on the Parquet files
-    "SELECT sent_at::DATE AS date, region_id, sum(revenue) AS revenue, count(*) AS shipments, "
-    "count(coupon_id) AS coupon_shipments, sum(discount) AS discount "
-    "FROM shipments GROUP BY 1, 2",
-    "SELECT date, region_id, count(*) AS new_customers FROM ("
-    "  SELECT customer_id, min(sent_at)::DATE AS date, arg_min(region_id, sent_at) AS region_id"
-    "  FROM shipments GROUP BY 1) GROUP BY 1, 2",
-]
-
-
 def _pandas_daily(folder: Path) -> pd.DataFrame:
     """What a user would write: read the columns, two groupbys."""
     parts = folder / "shipments"
@@ -65,13 +55,10 @@ def _pandas_daily(folder: Path) -> pd.DataFrame:
 def step(method: str, folder: Path) -> dict:
     """One daily-series method on the dataset folder, timing only the step."""
     if method == "sql_daily_series":
-        import duckdb
+        import duckdb  # noqa: F401
 
-        con = duckdb.connect()
-        h.sql_views(con, folder)
-        con.execute("SELECT 1").fetchall()
         with h.Timer() as t:
-            out = [con.execute(q).df() for q in DAILY_SQL][0]
+            out = h.ref_sql_daily(folder)
     elif method == "pandas_daily_series":
         import pyarrow  # noqa: F401
 

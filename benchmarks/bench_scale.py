@@ -122,13 +122,6 @@ def _count_shipments(data: Path) -> int:
     return h.count_shipments(data)
 
 
-def _sql_parquet(data: Path) -> str:
-    """A DuckDB ``read_parquet`` of the shipments part files (hive columns not needed)."""
-    import _harness as h
-
-    return f"read_parquet({h.shipment_files(data)!r}, hive_partitioning = true)"
-
-
 def _ref_sql_customer(data: Path) -> int:
     """bench_features' hand-written customer table, one DuckDB query on the Parquet files."""
     import _harness as h
@@ -147,45 +140,11 @@ def _ref_pandas_customer(data: Path) -> int:
     return len(_pandas_customer_table(data))
 
 
-#: the best exact hand-written DuckDB query found (S3): the totals in one group-by; each
-#: customer's first shipment as ONE integer min over a key packing the time (microseconds) and
-#: the region's position in the sorted region list -- cheaper than arg_min(region_id, sent_at)
-#: (a string value) and than min(sent_at) plus arg_min; ties in time go to the first region.
-#: ``shipments`` is a view, not a CTE: DuckDB materializes a CTE that is referenced twice; the
-#: region list is a variable (set by _DAILY_SQL_REGIONS), a constant the key folds per vector.
-_DAILY_SQL_REGIONS = """
-SET VARIABLE names = (SELECT list(DISTINCT region_id ORDER BY region_id) FROM shipments)
-"""
-_DAILY_SQL = """
-WITH totals AS (
-  SELECT sent_at::DATE AS date, region_id, sum(revenue) AS revenue, count(*) AS shipments,
-         count(coupon_id) AS coupon_shipments, sum(discount) AS discount
-  FROM shipments GROUP BY ALL
-), firsts AS (
-  SELECT min(epoch_us(sent_at) * 64 + list_position(getvariable('names'), region_id)) AS k
-  FROM shipments GROUP BY customer_id
-), new AS (
-  SELECT make_timestamp(k // 64)::DATE AS date, getvariable('names')[k % 64] AS region_id,
-         count(*) AS new_customers
-  FROM firsts GROUP BY ALL
-)
-SELECT t.*, coalesce(n.new_customers, 0) AS new_customers
-FROM totals t LEFT JOIN new n USING (date, region_id)
-ORDER BY date, region_id
-"""
-
-
 def _ref_sql_daily(data: Path):
     """The daily series per region as hand-written DuckDB SQL on the Parquet files."""
-    import duckdb
+    import _harness as h
 
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"CREATE VIEW shipments AS SELECT customer_id, region_id, sent_at, revenue, "
-                f"discount, coupon_id FROM {_sql_parquet(data)}")
-    con.execute(_DAILY_SQL_REGIONS)
-    return con.sql(_DAILY_SQL).df()
+    return h.ref_sql_daily(data)
 
 
 def _ref_pandas_daily(data: Path) -> int:
