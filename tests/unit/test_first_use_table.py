@@ -265,6 +265,35 @@ def test_design_code():
     assert s.tolist() == ["12-3", None]
 
 
+def _scalar_design(t, f):
+    # the formula design_code's element-wise path must reproduce row by row
+    if t is None or f is None or pd.isna(t) or pd.isna(f):
+        return None
+    return f"{float(t):g}-{float(f):g}"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_design_code_series_equals_the_scalar_formula(seed):
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    values = np.array(
+        [12.0, 12.5, 1e-3, 3, 5, 0.0, -0.0, 9.9, 1.5, 2e7, 1 / 3, np.nan, None, pd.NA],
+        dtype=object,
+    )
+    t = pd.Series(values[rng.integers(0, len(values), n)], dtype=object, index=rng.permutation(n))
+    f = pd.Series(values[rng.integers(0, len(values), n)], dtype=object, index=t.index)
+    got = design_code(t, f)
+    assert got.index.equals(t.index) and got.dtype == object
+    assert got.tolist() == [_scalar_design(a, b) for a, b in zip(t, f, strict=True)]
+    # the engine's dtypes: float64 with NaN, nullable integers / floats with <NA>
+    tf = pd.Series(rng.choice([12.0, 21.0, 9.9, np.nan], n))
+    fi = pd.Series(rng.choice([3, 5, 0], n)).astype("Int64").mask(rng.random(n) < 0.1)
+    got = design_code(tf, fi)
+    assert got.tolist() == [_scalar_design(a, b) for a, b in zip(tf, fi, strict=True)]
+    assert design_code(tf.astype("Float64"), fi).tolist() == got.tolist()
+    assert design_code(tf.iloc[:0], fi.iloc[:0]).tolist() == []
+
+
 def test_bad_window():
     with pytest.raises(ValueError, match="window_days must be a positive"):
         first_use_table(make_dataset(tiny_frames()), window_days=0)

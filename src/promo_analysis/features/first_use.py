@@ -70,11 +70,42 @@ def design_code(threshold: Any, face_value: Any) -> Any:
     Works element-wise on Series (missing values give ``None``) and on scalars.
     """
     if isinstance(threshold, pd.Series):
-        out = [design_code(t, f) for t, f in zip(threshold, face_value, strict=True)]
-        return pd.Series(out, index=threshold.index, dtype=object)
+        return _design_codes(threshold, face_value)
     if threshold is None or face_value is None or pd.isna(threshold) or pd.isna(face_value):
         return None
     return f"{float(threshold):g}-{float(face_value):g}"
+
+
+def _as_float_array(values: Any) -> np.ndarray:
+    # float(x) per element, as the scalar formula does, with every missing marker as NaN
+    if not isinstance(values, pd.Series):
+        values = pd.Series(np.asarray(values, dtype=object))
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _design_codes(threshold: pd.Series, face_value: Any) -> pd.Series:
+    # A campaign has a handful of designs over millions of rows: format each distinct
+    # (threshold, face) pair once and map the rows to it, instead of one string per row.
+    t = _as_float_array(threshold)
+    f = _as_float_array(face_value)
+    if len(t) != len(f):
+        raise ValueError(
+            f"design_code: threshold has {len(t)} values but face_value has {len(f)}"
+        )
+    ok = ~(np.isnan(t) | np.isnan(f))
+    # factorised on the bit patterns, so that -0.0 and 0.0 ("-0" and "0") stay apart
+    t_codes, t_uniq = pd.factorize(t[ok].view(np.int64))
+    f_codes, f_uniq = pd.factorize(f[ok].view(np.int64))
+    pair_codes, pairs = pd.factorize(t_codes.astype(np.int64) * len(f_uniq) + f_codes)
+    t_vals = t_uniq.view(np.float64)
+    f_vals = f_uniq.view(np.float64)
+    labels = np.array(
+        [f"{t_vals[p // len(f_uniq)]:g}-{f_vals[p % len(f_uniq)]:g}" for p in pairs],
+        dtype=object,
+    )
+    out = np.full(len(t), None, dtype=object)
+    out[ok] = labels[pair_codes]
+    return pd.Series(out, index=threshold.index, dtype=object)
 
 
 def _as_day(col: Any) -> Any:
