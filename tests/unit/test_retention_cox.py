@@ -99,6 +99,44 @@ def test_concordance_against_lifelines_and_brute_force():
     assert concordance_index(t, risk, e) == pytest.approx(num / den, abs=1e-12)
 
 
+def _brute_force_concordance(t, risk, e):
+    """Harrell's C over all pairs, O(n^2), with the documented tie rules."""
+    later = (t[None, :] > t[:, None]) | ((t[None, :] == t[:, None]) & ~e[None, :])
+    later &= e[:, None]
+    den = later.sum()
+    higher = risk[:, None] > risk[None, :]
+    same = risk[:, None] == risk[None, :]
+    return ((later & higher).sum() + 0.5 * (later & same).sum()) / den if den else np.nan
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_concordance_sort_based_count_equals_brute_force(seed):
+    """Random sizes, heavy ties in time and risk (or none), any censoring share: the
+    vectorised count gives the O(n^2) pair count exactly, and lifelines' value."""
+    from lifelines.utils import concordance_index as ll_ci
+
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 700))
+    if seed % 2:
+        t = rng.integers(0, rng.integers(1, 40), n).astype(float)
+        risk = rng.integers(0, rng.integers(1, 8), n).astype(float)
+    else:  # continuous: keys up to n, many bit levels
+        t, risk = rng.exponential(size=n), rng.normal(size=n)
+    e = rng.random(n) < rng.uniform(0.05, 1.0)
+    e[0] = True
+    mine = concordance_index(t, risk, e)
+    assert mine == pytest.approx(_brute_force_concordance(t, risk, e), abs=1e-12)
+    assert mine == pytest.approx(ll_ci(t, -risk, e), abs=1e-12)
+
+
+def test_concordance_without_comparable_pairs_is_nan():
+    t = np.array([1.0, 2.0, 3.0])
+    assert np.isnan(concordance_index(t, np.array([0.1, 0.2, 0.3]), np.zeros(3, bool)))
+    # two events at the same time, nothing later: no comparable pair
+    assert np.isnan(concordance_index(np.array([5.0, 5.0]), np.array([1.0, 2.0]),
+                                      np.array([True, True])))
+
+
 def test_hazard_ratio_estimate_and_recovery():
     """Simulated true log-HR 0.5 for x: the 95% CI covers exp(0.5)."""
     df = _data(n=1500, seed=9)
