@@ -30,6 +30,9 @@ identical on every engine).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -40,7 +43,18 @@ from .aggregates import arg_min, materialized, on_duckdb
 from .customers import CUSTOMER_COLUMNS, _require, shipment_history
 from .frames import to_frame
 
-__all__ = ["first_use_table", "experiment_table", "design_code", "FIRST_USE_COLUMNS"]
+__all__ = [
+    "first_use_table",
+    "experiment_table",
+    "design_code",
+    "FirstUseFile",
+    "FIRST_USE_COLUMNS",
+]
+
+#: Customers per piece when ``first_use_table`` writes to a file: whole regions (of disjoint
+#: customer-id ranges) are grouped up to about this many customers, so the pandas part of a
+#: piece stays near 1 GB at ~450 bytes per output row.
+PIECE_CUSTOMERS = 2_000_000
 
 #: Columns of the first-use table, in order (extra customer columns follow them).
 FIRST_USE_COLUMNS = [
@@ -136,6 +150,19 @@ def _data_end(ds: Any, as_of: Any) -> pd.Timestamp:
 
 def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     """Engine side: customers + shipment history + first eligible coupon, minus participants."""
+    counts: dict[str, int] = {}
+    frames = list(_prospect_frames(ds, [None], counts))
+    return frames[0], counts
+
+
+def _prospect_frames(
+    ds: Any, pieces: list[list[Any] | None], counts: dict[str, int]
+) -> Iterator[pd.DataFrame]:
+    """The engine part, one frame per piece (``None``: all customers; else a list of regions).
+
+    The history and, with several pieces, each customer's first eligible coupon are computed
+    once for all pieces; ``counts`` receives the exclusion counts (summed over the pieces).
+    """
     c = ds.table("customers")
     s = ds.table("shipments")
     _require(c, "customers", CUSTOMER_COLUMNS)
@@ -158,10 +185,20 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     )
     # the history is used twice (eligibility of coupons, the output): computed once
     with materialized(hist.rename(_hid="customer_id")) as hist:
-        return _prospect_query(ds, c, hist)
+        base, el, coupon_cols = _prospect_base(ds, c, hist, counts)
+        if el is None or len(pieces) == 1:
+            for piece in pieces:
+                yield _prospect_piece(ds, base, el, coupon_cols, piece, counts)
+            return
+        # the first eligible coupon per customer reads every coupon: once, not per piece
+        with materialized(el) as el:
+            for piece in pieces:
+                yield _prospect_piece(ds, base, el, coupon_cols, piece, counts)
 
 
-def _prospect_query(ds: Any, c: Any, hist: Any) -> tuple[pd.DataFrame, dict[str, int]]:
+def _prospect_base(
+    ds: Any, c: Any, hist: Any, counts: dict[str, int]
+) -> tuple[Any, Any, list[str]]:
     cust = c.mutate(_known=_as_day(c.known_since))
     base = cust.left_join(hist, cust.customer_id == hist._hid).select(
         *[cust[col] for col in cust.columns],
@@ -169,7 +206,6 @@ def _prospect_query(ds: Any, c: Any, hist: Any) -> tuple[pd.DataFrame, dict[str,
         hist.first_revenue,
         hist.first_list_price.name("_first_list_price"),
     )
-    counts: dict[str, int] = {}
 
     if ds.has("assignments"):
         a = ds.table("assignments")
@@ -182,59 +218,71 @@ def _prospect_query(ds: Any, c: Any, hist: Any) -> tuple[pd.DataFrame, dict[str,
     else:
         counts["experiment_participants"] = 0
 
-    if ds.has("coupons"):
-        k = ds.table("coupons")
-        _require(k, "coupons", ["coupon_id", "customer_id", "issued_at", "threshold", "face_value"])
-        counts["anonymous_coupons"] = int(k.filter(k.customer_id.isnull()).count().to_pandas())
-        k = k.filter(k.customer_id.notnull())
-        k = k.mutate(_issued_ts=k.issued_at.cast("timestamp"), _issued=_as_day(k.issued_at))
-        kb = k.join(base, k.customer_id == base.customer_id).select(
-            _kcid=k.customer_id,
-            _issued=k._issued,
-            _issued_ts=k._issued_ts,
-            _coupon_id=k.coupon_id,
-            _threshold=k.threshold,
-            _face=k.face_value,
-            _known=base._known,
-            _first_sent=base.first_sent_at,
+    if not ds.has("coupons"):
+        counts["anonymous_coupons"] = 0
+        counts["coupons_to_non_prospects"] = 0
+        return base, None, []
+    k = ds.table("coupons")
+    _require(k, "coupons", ["coupon_id", "customer_id", "issued_at", "threshold", "face_value"])
+    counts["anonymous_coupons"] = int(k.filter(k.customer_id.isnull()).count().to_pandas())
+    counts["coupons_to_non_prospects"] = 0
+    k = k.filter(k.customer_id.notnull())
+    k = k.mutate(_issued_ts=k.issued_at.cast("timestamp"), _issued=_as_day(k.issued_at))
+    kb = k.join(base, k.customer_id == base.customer_id).select(
+        _kcid=k.customer_id,
+        _issued=k._issued,
+        _issued_ts=k._issued_ts,
+        _coupon_id=k.coupon_id,
+        _threshold=k.threshold,
+        _face=k.face_value,
+        _known=base._known,
+        _first_sent=base.first_sent_at,
+    )
+    # eligible on the issue day: known by then, no parcel on an earlier day
+    eligible = (kb._known <= kb._issued) & (
+        kb._first_sent.isnull() | (kb._first_sent >= kb._issued)
+    )
+    kb = kb.mutate(_eligible=eligible)
+    coupon = {"_issued": kb._issued, "_coupon_id": kb._coupon_id,
+              "_threshold": kb._threshold, "_face": kb._face}
+    # Per customer, in the same query as the rest (a separate count would read the
+    # shipments again for the history): the first eligible coupon and the number of
+    # coupons they got while not a prospect.
+    n_bad = (~kb._eligible).cast("int64").sum()
+    if on_duckdb(kb):
+        key = ibis.struct({"issued": kb._issued_ts, "coupon_id": kb._coupon_id})
+        el = kb.group_by("_kcid").aggregate(
+            _c=arg_min(ibis.struct(coupon), key, where=kb._eligible), _n_not_eligible=n_bad
         )
-        # eligible on the issue day: known by then, no parcel on an earlier day
-        eligible = (kb._known <= kb._issued) & (
-            kb._first_sent.isnull() | (kb._first_sent >= kb._issued)
+        el = el.select("_kcid", "_n_not_eligible", **{k: el._c[k] for k in coupon})
+    else:
+        first = kb.filter(kb._eligible)
+        first = first.mutate(
+            _rank=ibis.row_number().over(
+                group_by=first._kcid, order_by=[first._issued_ts, first._coupon_id]
+            )
+        ).filter(lambda t: t._rank == 0)
+        first = first.select(_fid="_kcid", **{k: first[k] for k in coupon})
+        bad = kb.group_by("_kcid").aggregate(_n_not_eligible=n_bad)
+        el = bad.left_join(first, bad._kcid == first._fid).select(
+            bad._kcid, bad._n_not_eligible, *[first[k] for k in coupon]
         )
-        kb = kb.mutate(_eligible=eligible)
-        coupon = {"_issued": kb._issued, "_coupon_id": kb._coupon_id,
-                  "_threshold": kb._threshold, "_face": kb._face}
-        # Per customer, in the same query as the rest (a separate count would read the
-        # shipments again for the history): the first eligible coupon and the number of
-        # coupons they got while not a prospect.
-        n_bad = (~kb._eligible).cast("int64").sum()
-        if on_duckdb(kb):
-            key = ibis.struct({"issued": kb._issued_ts, "coupon_id": kb._coupon_id})
-            el = kb.group_by("_kcid").aggregate(
-                _c=arg_min(ibis.struct(coupon), key, where=kb._eligible), _n_not_eligible=n_bad
-            )
-            el = el.select("_kcid", "_n_not_eligible", **{k: el._c[k] for k in coupon})
-        else:
-            first = kb.filter(kb._eligible)
-            first = first.mutate(
-                _rank=ibis.row_number().over(
-                    group_by=first._kcid, order_by=[first._issued_ts, first._coupon_id]
-                )
-            ).filter(lambda t: t._rank == 0)
-            first = first.select(_fid="_kcid", **{k: first[k] for k in coupon})
-            bad = kb.group_by("_kcid").aggregate(_n_not_eligible=n_bad)
-            el = bad.left_join(first, bad._kcid == first._fid).select(
-                bad._kcid, bad._n_not_eligible, *[first[k] for k in coupon]
-            )
+    return base, el, list(coupon)
+
+
+def _prospect_piece(
+    ds: Any, base: Any, el: Any, coupon_cols: list[str], piece: list[Any] | None,
+    counts: dict[str, int],
+) -> pd.DataFrame:
+    if piece is not None:
+        base = base.filter(base.region_id.isin(piece))
+    if el is not None:
         base = base.left_join(el, base.customer_id == el._kcid).select(
             *[base[col] for col in base.columns],
             el._n_not_eligible,
-            *[el[k] for k in coupon],
+            *[el[k] for k in coupon_cols],
         )
     else:
-        counts["anonymous_coupons"] = 0
-        counts["coupons_to_non_prospects"] = 0
         base = base.mutate(
             _issued=ibis.null("timestamp"),
             _coupon_id=ibis.null("string"),
@@ -244,10 +292,47 @@ def _prospect_query(ds: Any, c: Any, hist: Any) -> tuple[pd.DataFrame, dict[str,
         base = base.mutate(_n_not_eligible=ibis.literal(0, type="int64"))
     # sorted outside the engine (cheaper than an ORDER BY); the seeded draw relies on this order
     frame = to_frame(base, sort_by=["customer_id"])
-    if ds.has("coupons"):
-        counts["coupons_to_non_prospects"] = int(frame["_n_not_eligible"].fillna(0).sum())
-    frame = frame.drop(columns="_n_not_eligible")
-    return frame, counts
+    if el is not None:
+        counts["coupons_to_non_prospects"] += int(frame["_n_not_eligible"].fillna(0).sum())
+    return frame.drop(columns="_n_not_eligible")
+
+
+def _pieces(ds: Any, max_customers: int) -> list[list[Any] | None]:
+    """Groups of regions to build one after the other, in ``customer_id`` order.
+
+    The control draw consumes one seeded stream over all candidates in ``customer_id`` order,
+    and the treated-date pools are per region. Pieces made of whole regions, taken in id order,
+    whose id ranges do not overlap, therefore reproduce the one-piece table row for row (same
+    draws, same order): regions with overlapping id ranges stay in one piece; consecutive
+    groups are joined up to ``max_customers``.
+    """
+    c = ds.table("customers")
+    ranges = (
+        c.group_by("region_id")
+        .aggregate(_lo=c.customer_id.min(), _hi=c.customer_id.max(), _n=c.count())
+        .to_pandas()
+    )
+    if ranges.empty or ranges["region_id"].isna().any() or ranges["_lo"].isna().any():
+        return [None]
+    # strings compare by code point in Python, as by UTF-8 bytes in the engine and Arrow
+    ranges = ranges.sort_values("_lo", kind="stable")
+    groups: list[tuple[list[Any], Any, int]] = []
+    for region, lo, hi, n in ranges[["region_id", "_lo", "_hi", "_n"]].itertuples(index=False):
+        if groups and lo <= groups[-1][1]:
+            regions, top, size = groups[-1]
+            groups[-1] = (regions + [region], max(top, hi), size + int(n))
+        else:
+            groups.append(([region], hi, int(n)))
+    pieces: list[list[Any]] = []
+    size = 0
+    for regions, _, n in groups:
+        if pieces and size + n <= max_customers:
+            pieces[-1].extend(regions)
+            size += n
+        else:
+            pieces.append(list(regions))
+            size = n
+    return pieces
 
 
 def _draw_pseudo_index(
@@ -286,7 +371,8 @@ def first_use_table(
     as_of: Any = None,
     seed: int = 0,
     controls: str = "not-yet-treated",
-) -> pd.DataFrame:
+    path: Any = None,
+) -> Any:
     """One row per prospect: coupon (or pseudo) index date, outcome and pre-index covariates.
 
     Parameters
@@ -305,10 +391,18 @@ def first_use_table(
         How control rows are formed (see the module notes). With ``"not-yet-treated"`` a
         person can have a control row and, later, a treated row; ``coupon_within_window``
         flags control rows whose own coupon arrived inside their window (intention to treat).
+    path : str or Path, optional
+        Write the table to this Parquet file instead of returning it, built a few regions at
+        a time (for national data, whose table does not fit in memory as pandas: ~450 bytes
+        per row). The file holds the same rows in the same order, with the same control
+        draws, as the returned table would: pieces are whole regions taken in customer-id order
+        (regions whose id ranges overlap stay in one piece), and the draw continues one seeded
+        stream from piece to piece. A :class:`FirstUseFile` is returned. To bound the engine's
+        memory too, load the dataset with ``memory_limit=``.
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or FirstUseFile
         Columns :data:`FIRST_USE_COLUMNS` then any extra customer columns; ``got_coupon`` and
         ``sent_within_window`` are 0/1 integers, ``design`` is ``"<threshold>-<face>"`` for
         treated rows and ``None`` for controls, ``first_revenue`` is the revenue (yuan) of the
@@ -319,7 +413,7 @@ def first_use_table(
         rows whose own coupon came inside their window, ``tenure_days`` is
         ``index_date - known_since`` in days. ``df.attrs["exclusions"]`` counts every row or
         record left out and why; ``df.attrs["as_of"]``, ``["window_days"]``, ``["seed"]`` record
-        the options.
+        the options. With ``path``: a :class:`FirstUseFile` with the same ``attrs``.
 
     Notes
     -----
@@ -332,7 +426,33 @@ def first_use_table(
         raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
     window = pd.Timedelta(days=int(window_days))
     end = _data_end(ds, as_of)
-    df, counts = _prospect_frame(ds)
+    rng = np.random.default_rng(seed)
+    attrs: dict[str, Any] = {
+        "as_of": end, "window_days": int(window_days), "seed": seed, "controls": controls
+    }
+    counts: dict[str, int] = {}
+    if path is None:
+        (df,) = _prospect_frames(ds, [None], counts)
+        out = _first_use_rows(df, counts, window, end, rng, controls)
+        out.attrs["exclusions"] = counts
+        out.attrs.update(attrs)
+        return out
+    return _write_first_use(ds, Path(path), counts, attrs, window, end, rng, controls)
+
+
+def _first_use_rows(
+    df: pd.DataFrame,
+    totals: dict[str, int],
+    window: pd.Timedelta,
+    end: pd.Timestamp,
+    rng: np.random.Generator,
+    controls: str,
+) -> pd.DataFrame:
+    """The pandas part, for the engine frame of whole regions: the draw and the assembly.
+
+    Exclusion counts are added to ``totals``; ``rng`` continues the draw of earlier pieces.
+    """
+    counts: dict[str, int] = {}
     df["first_sent_at"] = pd.to_datetime(df["first_sent_at"])
     df["_known"] = pd.to_datetime(df["_known"])
     df["_issued"] = pd.to_datetime(df["_issued"])
@@ -353,7 +473,6 @@ def first_use_table(
     known_day = df["_known"].dt.normalize()
     never_prospect = ~treated & (df["first_sent_at"] < known_day + pd.Timedelta(days=1))
     counts["never_prospects"] = int(never_prospect.sum())
-    rng = np.random.default_rng(seed)
     if controls == "never-treated":
         in_cand = ~treated & ~never_prospect
         cand = df.loc[in_cand, ["region_id", "_known", "first_sent_at"]]
@@ -436,12 +555,84 @@ def first_use_table(
         and col not in ("first_sent_at",)
     ]
     out = out[FIRST_USE_COLUMNS + extras + ["first_sent_at"]]
-    out.attrs["exclusions"] = counts
-    out.attrs["as_of"] = end
-    out.attrs["window_days"] = int(window_days)
-    out.attrs["seed"] = seed
-    out.attrs["controls"] = controls
+    for key, n in counts.items():
+        totals[key] = totals.get(key, 0) + n
     return out
+
+
+@dataclass
+class FirstUseFile:
+    """A first-use table written to Parquet by ``first_use_table(ds, path=...)``.
+
+    Attributes
+    ----------
+    path : Path
+        The Parquet file (one row group per piece of regions).
+    rows : int
+        Rows written.
+    attrs : dict
+        What ``DataFrame.attrs`` of the in-memory table holds: ``exclusions`` (the counts,
+        summed over the pieces), ``as_of``, ``window_days``, ``seed``, ``controls``.
+    """
+
+    path: Path
+    rows: int
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table (or some of its columns) as pandas, with :attr:`attrs`."""
+        df = pd.read_parquet(self.path, columns=columns)
+        df.attrs.update(self.attrs)
+        return df
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def _parquet_schema(out: pd.DataFrame) -> Any:
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(out, preserve_index=False)
+    for i, f in enumerate(schema):
+        # a piece without treated rows has only None in design / coupon_id: strings anyway
+        if pa.types.is_null(f.type):
+            schema = schema.set(i, pa.field(f.name, pa.string()))
+    return schema
+
+
+def _write_first_use(
+    ds: Any,
+    path: Path,
+    counts: dict[str, int],
+    attrs: dict[str, Any],
+    window: pd.Timedelta,
+    end: pd.Timestamp,
+    rng: np.random.Generator,
+    controls: str,
+) -> FirstUseFile:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pieces = _pieces(ds, PIECE_CUSTOMERS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    rows = 0
+    try:
+        for df in _prospect_frames(ds, pieces, counts):
+            out = _first_use_rows(df, counts, window, end, rng, controls)
+            del df
+            if writer is None:
+                schema = _parquet_schema(out)
+                writer = pq.ParquetWriter(path, schema)
+            table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
+            rows += len(out)
+            del out
+            writer.write_table(table)
+            del table
+    finally:
+        if writer is not None:
+            writer.close()
+    return FirstUseFile(path=path, rows=rows, attrs={"exclusions": counts, **attrs})
 
 
 def experiment_table(
