@@ -107,27 +107,66 @@ def concordance_index(time: np.ndarray, risk: np.ndarray, event: np.ndarray) -> 
     return float((conc + 0.5 * ties) / comparable)
 
 
-def _partial_likelihood(beta: np.ndarray, X: np.ndarray, t: np.ndarray, e: np.ndarray,
-                        ties: str, schoenfeld: bool = False):
+@dataclass
+class _Stratum:
+    """The parts of one stratum's partial likelihood that do not depend on the coefficients.
+
+    Computed once per fit (the Newton-Raphson loop evaluates the likelihood several times):
+    the distinct times, each row's time index, the events and, per event, its time index and
+    Efron fraction.
+    """
+
+    X: np.ndarray
+    t: np.ndarray
+    ev: np.ndarray
+    tidx: np.ndarray
+    m: int
+    d: np.ndarray
+    has: np.ndarray
+    jj: np.ndarray
+    phi: np.ndarray
+    x_events: np.ndarray
+    tidx_events: np.ndarray
+    x_event_sum: np.ndarray
+
+    @classmethod
+    def build(cls, X: np.ndarray, t: np.ndarray, e: np.ndarray, ties: str) -> _Stratum:
+        n = len(t)
+        times, tidx = np.unique(t, return_inverse=True)
+        m = len(times)
+        ev = e > 0
+        d = np.bincount(tidx[ev], weights=np.ones(n)[ev], minlength=m)
+        # one entry per event: its time index j and Efron fraction l / d_j (l = 0..d_j-1)
+        has = d > 0
+        dj = d[has].astype(int)
+        jj = np.repeat(np.nonzero(has)[0], dj)
+        rank_in_tie = np.arange(len(jj)) - np.repeat(np.cumsum(dj) - dj, dj)
+        phi = rank_in_tie / d[jj] if ties == "efron" else np.zeros(len(jj))
+        x_events = X[ev]
+        return cls(X, t, ev, tidx, m, d, has, jj, phi, x_events, tidx[ev], x_events.sum(0))
+
+
+def _partial_likelihood(beta: np.ndarray, st: _Stratum, schoenfeld: bool = False):
     """Log partial likelihood, score and information (Efron or Breslow ties), vectorised.
 
     Rows are one stratum (any order). Risk-set sums come from reverse
     cumulative sums over distinct times; Efron's correction subtracts the fraction
     ``l / d_j`` (l = 0..d_j-1) of the tied events' sums at each event time ``t_j``.
     """
-    n, p = X.shape
+    X, tidx, m, ev, jj, phi = st.X, st.tidx, st.m, st.ev, st.jj, st.phi
+    p = X.shape[1]
     xb = X @ beta
     shift = xb.max()
     theta = np.exp(xb - shift)  # scaled for overflow; the shift cancels in every ratio
-    times, tidx = np.unique(t, return_inverse=True)
-    m = len(times)
-    ev = e > 0
+    tidx_ev = st.tidx_events
 
-    def per_time(w: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        # sum of w over the rows at each distinct time (rows in mask only)
-        if mask is None:
-            return np.bincount(tidx, weights=w, minlength=m)
-        return np.bincount(tidx[mask], weights=w[mask], minlength=m)
+    def per_time(w: np.ndarray) -> np.ndarray:
+        # sum of w over the rows at each distinct time
+        return np.bincount(tidx, weights=w, minlength=m)
+
+    def per_event_time(w: np.ndarray) -> np.ndarray:
+        # sum of w (given for the event rows) over the events at each distinct time
+        return np.bincount(tidx_ev, weights=w, minlength=m)
 
     def at_risk(v: np.ndarray) -> np.ndarray:
         # risk set of time j = rows with time >= t_j: reverse cumulative sum over times
@@ -136,20 +175,14 @@ def _partial_likelihood(beta: np.ndarray, X: np.ndarray, t: np.ndarray, e: np.nd
     tx = theta[:, None] * X
     s0 = at_risk(per_time(theta))
     s1 = at_risk(np.column_stack([per_time(tx[:, a]) for a in range(p)]))
-    d = per_time(np.ones(n), ev)
-    s0d = per_time(theta, ev)
-    s1d = np.column_stack([per_time(tx[:, a], ev) for a in range(p)])
-    # one entry per event: its time index j and Efron fraction l / d_j (l = 0..d_j-1)
-    has = d > 0
-    dj = d[has].astype(int)
-    jj = np.repeat(np.nonzero(has)[0], dj)
-    rank_in_tie = np.arange(len(jj)) - np.repeat(np.cumsum(dj) - dj, dj)
-    phi = rank_in_tie / d[jj] if ties == "efron" else np.zeros(len(jj))
+    theta_ev, tx_ev = theta[ev], tx[ev]
+    s0d = per_event_time(theta_ev)
+    s1d = np.column_stack([per_event_time(tx_ev[:, a]) for a in range(p)])
     A = s0[jj] - phi * s0d[jj]
     B = s1[jj] - phi[:, None] * s1d[jj]
     ll = float(xb[ev].sum() - shift * len(jj) - np.log(A).sum())
     mean = B / A[:, None]
-    score = X[ev].sum(0) - mean.sum(0)
+    score = st.x_event_sum - mean.sum(0)
     # sum over events k of (s2[j_k] - phi_k s2d[j_k]) / A_k without the (m, p, p) risk-set
     # sums: s2[j] sums theta_i x_i x_i' over rows with t_i >= t_j, so row i carries the
     # weight sum of 1/A_k over events k with t_k <= t_i, less phi_k/A_k of the events at its
@@ -163,9 +196,9 @@ def _partial_likelihood(beta: np.ndarray, X: np.ndarray, t: np.ndarray, e: np.nd
     # Schoenfeld residual of each event: x_i minus the (Efron-averaged) risk-set mean at t_i
     summed = np.zeros((m, p))
     np.add.at(summed, jj, mean)
-    avg = summed / np.where(has, d, 1.0)[:, None]
-    resid = X[ev] - avg[tidx[ev]]
-    return ll, score, info, resid, t[ev]
+    avg = summed / np.where(st.has, st.d, 1.0)[:, None]
+    resid = st.x_events - avg[tidx_ev]
+    return ll, score, info, resid, st.t[ev]
 
 
 def _fit_cox(X: np.ndarray, t: np.ndarray, e: np.ndarray, strata: np.ndarray, ties: str,
@@ -173,9 +206,10 @@ def _fit_cox(X: np.ndarray, t: np.ndarray, e: np.ndarray, strata: np.ndarray, ti
     """Newton-Raphson with step halving on the (stratified) partial likelihood."""
     groups = [np.nonzero(strata == s)[0] for s in np.unique(strata)]
     groups = [g[np.argsort(t[g], kind="stable")] for g in groups]
+    parts_of = [_Stratum.build(X[g], t[g], e[g], ties) for g in groups]
 
     def total(beta, schoenfeld=False):
-        parts = [_partial_likelihood(beta, X[g], t[g], e[g], ties, schoenfeld) for g in groups]
+        parts = [_partial_likelihood(beta, st, schoenfeld) for st in parts_of]
         ll = sum(q[0] for q in parts)
         score = sum(q[1] for q in parts)
         info = sum(q[2] for q in parts)
