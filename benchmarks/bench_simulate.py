@@ -14,7 +14,9 @@ processes (``getrusage(RUSAGE_CHILDREN)``, which counts every waited-for descend
 memory as the maximum over time of the summed RSS of the subprocess and its workers (polled
 with psutil every 0.2 s; shared library pages are counted once per process, so this errs
 high) and of their summed PSS (shared pages split between processes: the real footprint),
-and the 1-minute load average before and after. The ``workers=1`` row is the in-run
+also in 10^9 bytes (issue 9's "< 4 GB" at 50 M), the peaks of the parent's RSS and of the
+largest worker's, and the 1-minute load average before and after. ``--scale`` skips the
+pilot run (``--scale 0.3664560765746618`` is the cached 50 M national dataset's). The ``workers=1`` row is the in-run
 reference for the parallel speed-up. Appends rows to ``benchmarks/results/simulate.csv``.
 """
 
@@ -37,7 +39,8 @@ RESULTS = Path(__file__).parent / "results" / "simulate.csv"
 FIELDS = [
     "date", "scenario", "regions", "scale", "workers", "partitioned", "cpus", "shipments",
     "total_s", "cpu_s", "cpu_s_per_10m", "peak_rss_gb", "peak_pss_gb", "peak_rss_how", "load_1m_before",
-    "load_1m_after", "folder_mb", "target_met",
+    "load_1m_after", "folder_mb", "target_met", "peak_pss_1e9", "peak_parent_rss_gb",
+    "peak_worker_rss_gb",
 ]
 
 
@@ -56,21 +59,26 @@ def _child(args) -> None:
     print(json.dumps({"shipments": n, "folder_mb": round(size / 1024**2, 1)}))
 
 
-def _tree_memory(proc) -> tuple[int, int]:
-    """Summed RSS and summed PSS of ``proc`` and its descendants. RSS counts the shared pages
-    (libraries, ~0.1-0.2 GB per Python process) once per process; PSS splits them between the
-    processes sharing them, so its sum is the tree's real footprint."""
+def _tree_memory(proc) -> tuple[int, int, int, int]:
+    """Summed RSS and summed PSS of ``proc`` and its descendants, ``proc``'s own RSS and the
+    largest descendant's RSS. RSS counts the shared pages (libraries, ~0.1-0.2 GB per Python
+    process) once per process; PSS splits them between the processes sharing them, so its
+    sum is the tree's real footprint."""
     import psutil
 
-    rss = pss = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    rss = pss = own = worker = 0
+    for i, p in enumerate([proc, *proc.children(recursive=True)]):
         try:
             info = p.memory_full_info()
-            rss += info.rss
-            pss += getattr(info, "pss", info.rss)
         except psutil.Error:
-            pass
-    return rss, pss
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+        if i:
+            worker = max(worker, info.rss)
+        else:
+            own = info.rss
+    return rss, pss, own, worker
 
 
 def _timed(args, scale: float, workers: int, out: str) -> dict:
@@ -82,15 +90,16 @@ def _timed(args, scale: float, workers: int, out: str) -> dict:
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = peak_pss = 0
+    peak = peak_pss = peak_own = peak_worker = 0
     how = "psutil: process tree summed RSS / summed PSS, polled every 0.2 s"
     try:
         import psutil
 
         ps = psutil.Process(proc.pid)
         while proc.poll() is None:
-            rss, pss = _tree_memory(ps)
+            rss, pss, own, worker = _tree_memory(ps)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            peak_own, peak_worker = max(peak_own, own), max(peak_worker, worker)
             time.sleep(0.2)
     except ImportError:
         how = "max ru_maxrss of children (largest single process; psutil missing)"
@@ -110,6 +119,9 @@ def _timed(args, scale: float, workers: int, out: str) -> dict:
         "cpu_s_per_10m": round(cpu * 1e7 / max(res["shipments"], 1), 1),
         "peak_rss_gb": round(peak / 1024**3, 2),
         "peak_pss_gb": round(peak_pss / 1024**3, 2) if peak_pss else "",
+        "peak_pss_1e9": round(peak_pss / 1e9, 2) if peak_pss else "",
+        "peak_parent_rss_gb": round(peak_own / 1024**3, 2) if peak_own else "",
+        "peak_worker_rss_gb": round(peak_worker / 1024**3, 2) if peak_worker else "",
         "peak_rss_how": how,
         "load_1m_before": round(load0, 2),
         "load_1m_after": round(os.getloadavg()[0], 2),
@@ -127,6 +139,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--partitioned", action="store_true",
                    help="write shipments/coupons as region x month part files")
+    p.add_argument("--scale", type=float,
+                   help="use this scale instead of a pilot run's (the 50 M national scale: "
+                        "benchmarks/.cache/sim-50000000-seed0.json)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -135,12 +150,15 @@ def main() -> None:
 
     from promo_analysis.simulate import simulate_frames
 
-    pilot_scale = 0.002
-    frames, _, _ = simulate_frames(args.scenario, scale=pilot_scale, regions=args.regions,
-                                   seed=args.seed, workers=1)
-    per_scale = len(frames["shipments"]) / pilot_scale
-    del frames
-    scale = round(args.shipments / per_scale, 4)
+    if args.scale:
+        scale = args.scale
+    else:
+        pilot_scale = 0.002
+        frames, _, _ = simulate_frames(args.scenario, scale=pilot_scale, regions=args.regions,
+                                       seed=args.seed, workers=1)
+        per_scale = len(frames["shipments"]) / pilot_scale
+        del frames
+        scale = round(args.shipments / per_scale, 4)
     rows = []
     for workers in [int(w) for w in args.workers.split(",")]:
         with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
@@ -155,10 +173,15 @@ def main() -> None:
             "cpus": os.cpu_count(),
             **res,
         }
-        # the target is stated for 10 M shipments; smaller runs do not decide it
-        at_size = row["shipments"] >= 9_500_000
+        # issue 3: 10 M in < 60 s and < 4 GiB (as measured since session 2); issue 9: peak
+        # < 4 GB (1e9 bytes) at 50 M; smaller runs decide neither
         mem = row["peak_pss_gb"] or row["peak_rss_gb"]
-        row["target_met"] = (row["total_s"] < 60 and mem < 4) if at_size else ""
+        if row["shipments"] >= 45_000_000:
+            row["target_met"] = (row["peak_pss_1e9"] or mem * 1024**3 / 1e9) < 4
+        elif row["shipments"] >= 9_500_000:
+            row["target_met"] = row["total_s"] < 60 and mem < 4
+        else:
+            row["target_met"] = ""
         rows.append(row)
         print(json.dumps(row), flush=True)
     append_rows(RESULTS, rows, FIELDS)

@@ -12,7 +12,9 @@ The model is documented in ``docs/methods.md`` (section 3) and the knobs in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,12 @@ import pandas as pd
 from promo_analysis.regions import REGIONS, regions_frame
 
 from .campaigns import campaign_calendar, campaigns_frame
-from .parallel import SHIPMENTS_PER_YUAN, in_region_order, resolve_workers
+from .parallel import (
+    SHIPMENTS_PER_YUAN,
+    in_region_order,
+    release_free_memory,
+    resolve_workers,
+)
 from .region import simulate_region
 from .scenario import Scenario, available_scenarios, load_scenario
 from .survey import simulate_survey
@@ -91,23 +98,36 @@ def _check(scenario, scale, regions) -> tuple[Scenario, list[str], Timeline]:
 
 
 def _region_parts(sc: Scenario, tl: Timeline, region: str, scale: float, seed: int,
-                  arrow: bool = False) -> dict:
+                  arrow: bool = False, sink: Callable[[str, Any], None] | None = None) -> dict:
     """Everything one region contributes: its table rows (pandas, or Arrow tables for the
-    writer, except the small survey), campaign copies, truth parts."""
+    writer, except the small survey), campaign copies, truth parts.
+
+    With ``sink`` (the writer's), each table is handed to ``sink(name, table)`` as soon as
+    it is built and not kept (``tables`` is then empty): the region's model, which the truth
+    needs, is never held together with all of its tables.
+    """
     camps = campaign_calendar(sc, tl, [region], _rng(seed, region, "campaigns"))
     world = simulate_region(sc, tl, region, scale, camps, _rng(seed, region, "world"))
+    if sink is not None:
+        release_free_memory()  # the model's intermediates: ~1/3 of the worker's heap
     tables = region_tables(world, sc, tl, _rng(seed, region, "tables"), arrow=arrow)
+    if sink is not None:
+        for name in list(tables):
+            sink(name, tables.pop(name))
     survey, survey_truth = simulate_survey(sc, tl, region, _rng(seed, region, "survey"), world)
+    if sink is not None:
+        sink("survey", survey)
+    else:
+        tables["survey"] = survey
     t_rng = _rng(seed, region, "truth")
     rp = sc.region(region)
     return {
-        "tables": {**tables, "survey": survey},
+        "tables": tables,
         "campaigns": camps,
         "truth": {
-            # only what first_use_truth aggregates travels to the parent (memory at 10 M)
-            "units": first_use_units(sc, world, t_rng).drop(
-                columns=["person", "index_day", "p0"]
-            ),
+            "region": region,
+            # compact columns (codes, floats): ~36 M units at 50 M shipments
+            "units": first_use_units(sc, world, t_rng),
             "experiments": experiment_truth(sc, world),
             "campaigns": campaign_truth(sc, tl, world),
             "bunching": bunching_truth(world),
@@ -163,7 +183,8 @@ def _truth(sc: Scenario, parts: list[dict], calibration: dict) -> GroundTruth:
         experiments = pd.DataFrame(columns=["experiment_id", "region_id", "arm", "threshold",
                                             "face_value", "n", "control_rate", "effect"])
     return GroundTruth(
-        first_use=first_use_truth(cat("units"), list(sc.coupons["designs"])),
+        first_use=first_use_truth([(p["truth"]["region"], p["truth"]["units"]) for p in parts],
+                                  list(sc.coupons["designs"]), list(sc.people["segments"])),
         experiments=experiments,
         campaigns=cat("campaigns"),
         retention=retention_truth(sc, [p["truth"]["habit"] for p in parts]),

@@ -10,13 +10,15 @@ Both give the same values: a Parquet file written from either is the same file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from promo_analysis.contract import CONTRACT
 
-__all__ = ["ARROW_TYPES", "table_schema", "to_arrow", "to_pandas"]
+__all__ = ["ARROW_TYPES", "table_schema", "to_arrow", "to_pandas", "TableSlices"]
 
 #: contract dtype -> Arrow type of the written files
 ARROW_TYPES = {
@@ -95,3 +97,27 @@ def to_pandas(cols: dict) -> pd.DataFrame:
         for name, v in cols.items()
     }
     return pd.DataFrame(data, copy=False)
+
+
+class TableSlices:
+    """A big table handed over in row slices instead of whole: ``build(lo, hi)`` gives the
+    column dict of rows ``lo:hi``, so a writer holds one slice of Arrow columns at a time.
+
+    ``stamp`` holds the values of the table's timestamp column for every row of a table
+    written in month partitions (the writer derives each row's ``month`` from it).
+    """
+
+    def __init__(self, table: str, num_rows: int, build: Callable[[int, int], dict],
+                 stamp: np.ndarray | None = None) -> None:
+        self.table = table
+        self.num_rows = int(num_rows)
+        self.build = build
+        self.stamp = stamp
+
+    def rows(self, lo: int, hi: int) -> pa.Table:
+        """Rows ``lo:hi`` as an Arrow table of the contract's types (see :func:`to_arrow`)."""
+        return to_arrow(self.table, self.build(lo, min(hi, self.num_rows)))
+
+    def to_pandas(self) -> pd.DataFrame:
+        """All rows as a pandas frame (see :func:`to_pandas`)."""
+        return to_pandas(self.build(0, self.num_rows))

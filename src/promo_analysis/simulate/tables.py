@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .columns import TableSlices
 from .population import PRIOR
 from .pricing import PAYMENTS, PRODUCTS, campaign_arrays, channel_code, design_arrays
 from .region import RegionWorld
@@ -132,18 +133,24 @@ def region_tables(
     world.customer_ids = cid
     known = np.where(people.kind == PRIOR, world.t_first, people.known_day)
     kept = np.flatnonzero(keep)
-    customers = table(
-        "customers",
-        {
-            "customer_id": _take(cid, kept),
+
+    def customer_rows(lo: int, hi: int) -> dict:
+        """Rows ``lo:hi`` of the region's customers."""
+        who = kept[lo:hi]
+        return {
+            "customer_id": _take(cid, who),
             "region_id": region,
-            "known_since": _ts(tl, known[keep] * _DAY),  # whole days: midnight
-            "segment": segs[people.segment[keep]],
-            "wechat_contact": people.wechat[keep].astype(bool),
-            "parcels_received": people.parcels_received[keep].astype(np.int64),
-            "prior_sender": (people.kind[keep] == PRIOR),
-        },
-    )
+            "known_since": _ts(tl, known[who] * _DAY),  # whole days: midnight
+            "segment": segs[people.segment[who]],
+            "wechat_contact": people.wechat[who].astype(bool),
+            "parcels_received": people.parcels_received[who].astype(np.int64),
+            "prior_sender": (people.kind[who] == PRIOR),
+        }
+
+    # built when written (after this function's temporaries are gone), like the shipments
+    customers = TableSlices("customers", kept.size, customer_rows)
+    if not arrow:
+        customers = customers.to_pandas()
 
     # shipments in time order
     sent = _send_seconds(rec, rng)
@@ -153,7 +160,6 @@ def region_tables(
     sent = sent[order]
     rec["sent_s"] = sent
     n = len(sent)
-    sid = _ids(f"{region}-s", np.arange(n), 8)
     first_s = np.full(len(people), -1, dtype=np.int64)
     f = rec["k"] == 1
     first_s[rec["cust"][f]] = sent[f]
@@ -289,25 +295,33 @@ def region_tables(
         )
     coupons = table("coupons", _stack(rows))
 
-    shipments = table(
-        "shipments",
-        {
-            "shipment_id": sid,
-            "customer_id": _take(cid, rec["cust"]),
+    coupon_ids = pa.concat_arrays([k_ids, u_ids])
+    channels = _labels(world.channel_names)
+    del k_ids, u_ids, rows
+
+    def shipment_rows(lo: int, hi: int) -> dict:
+        """Rows ``lo:hi`` of the region's shipments (in time order)."""
+        cpn = coupon_of_rec[lo:hi]
+        camp = rec["campaign"][lo:hi]
+        return {
+            "shipment_id": _ids(f"{region}-s", np.arange(lo, hi), 8),
+            "customer_id": _take(cid, rec["cust"][lo:hi]),
             "region_id": region,
-            "sent_at": _ts(tl, sent),
-            "channel": _take(_labels(world.channel_names), rec["channel"]),
-            "product": _take(_labels(PRODUCTS), rec["product"]),
-            "list_price": rec["list_price"],
-            "discount": rec["discount"],
-            "revenue": np.round(rec["revenue"], 2),
-            "coupon_id": _take(pa.concat_arrays([k_ids, u_ids]), coupon_of_rec,
-                               coupon_of_rec < 0),
-            "campaign_id": _take(camp_ids, np.where(rec["campaign"] < 0, n_camp,
-                                                    rec["campaign"])),
-            "payment": _take(_labels(PAYMENTS), rec["payment"]),
-        },
-    )
+            "sent_at": _ts(tl, sent[lo:hi]),
+            "channel": _take(channels, rec["channel"][lo:hi]),
+            "product": _take(_labels(PRODUCTS), rec["product"][lo:hi]),
+            "list_price": rec["list_price"][lo:hi],
+            "discount": rec["discount"][lo:hi],
+            "revenue": np.round(rec["revenue"][lo:hi], 2),
+            "coupon_id": _take(coupon_ids, cpn, cpn < 0),
+            "campaign_id": _take(camp_ids, np.where(camp < 0, n_camp, camp)),
+            "payment": _take(_labels(PAYMENTS), rec["payment"][lo:hi]),
+        }
+
+    # the biggest table (~140 bytes a row as Arrow): the writer builds it slice by slice
+    shipments = TableSlices("shipments", n, shipment_rows, _ts(tl, sent))
+    if not arrow:
+        shipments = shipments.to_pandas()
 
     no_rows = np.zeros(0, dtype=object)
     assignments = table("assignments", {

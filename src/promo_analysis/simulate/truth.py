@@ -6,6 +6,7 @@ See ``docs/methods.md`` (section 3) for each estimand's exact definition.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,10 +122,14 @@ def _p30(world: RegionWorld, who: np.ndarray, day: np.ndarray, validity: int) ->
     return world.people.b[who] * (G[seg, np.minimum(day + validity, D)] - G[seg, day])
 
 
-def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> pd.DataFrame:
-    """One row per prospect in the first-use population of the region, with its index date
-    and the exact effects: ``effect_own`` (own coupon design; treated only), ``effect_mix``
-    (design drawn from the courier design mix) and ``effect_<design>`` per design.
+def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The region's first-use population as compact columns, one entry per unit (a prospect
+    at an index date) unless noted: ``segment`` (int8 code into ``sc.people["segments"]``),
+    ``treated`` (bool), ``effect_mix`` (design drawn from the courier design mix) and
+    ``effect_<design>`` per design; for the treated units only (they come first, in order):
+    ``design`` (int8 code into the designs) and ``effect_own`` (their own design's effect).
+    Codes and float64 arrays, no Python object per unit: at 50 M shipments the population
+    has ~36 M units, which the parent aggregates (:func:`first_use_truth`).
 
     Population: prospects not in an experiment. Treated: each prospect's courier coupon (the
     first and only coupon they receive while eligible), index date = its issue day. Controls
@@ -158,55 +163,73 @@ def first_use_units(sc, world: RegionWorld, rng: np.random.Generator) -> pd.Data
     dshare = np.asarray(cp["design_share"], float)
     dshare = dshare / dshare.sum()
     p0 = 1 - np.exp(-H)
-    out = pd.DataFrame(
-        {
-            "region_id": world.region,
-            "person": who,
-            "segment": np.asarray(sc.people["segments"], dtype=object)[people.segment[who]],
-            "treated": np.r_[np.ones(t_idx.size, bool), np.zeros(ctrl.size, bool)],
-            "index_day": day,
-            "p0": p0,
-        }
-    )
+    out = {
+        "segment": people.segment[who].astype(np.int8),
+        "treated": np.r_[np.ones(t_idx.size, bool), np.zeros(ctrl.size, bool)],
+    }
     mix = np.zeros(who.size)
     for j, d in enumerate(cp["designs"]):
         eff = (1 - np.exp(-(1 + tau * dfac[j]) * H)) - p0
         out[f"effect_{d}"] = eff
         mix += dshare[j] * eff
     out["effect_mix"] = mix
-    des = world.coupon_design[who]
-    own = np.full(who.size, np.nan)
+    des = world.coupon_design[t_idx]
+    own = np.full(t_idx.size, np.nan)
     for j, d in enumerate(cp["designs"]):
-        m = out["treated"].to_numpy() & (des == j)
-        own[m] = out.loc[m, f"effect_{d}"]
-    out["design"] = np.where(out["treated"], np.asarray(cp["designs"], dtype=object)[np.maximum(des, 0)], None)
+        m = des == j
+        own[m] = out[f"effect_{d}"][: t_idx.size][m]
+    out["design"] = np.maximum(des, 0).astype(np.int8)
     out["effect_own"] = own
     return out
 
 
-def first_use_truth(units: pd.DataFrame, designs: list[str]) -> pd.DataFrame:
-    """Aggregate :func:`first_use_units` of all regions into the contract's rows."""
+def first_use_truth(units: list[tuple[str, Mapping[str, np.ndarray]]], designs: list[str],
+                    segments: list[str]) -> pd.DataFrame:
+    """Aggregate the :func:`first_use_units` of all regions, ``(region_id, columns)`` in
+    region order, into the contract's rows.
+
+    ``columns`` may be any mapping that loads a column on access (an ``np.load`` of an
+    ``.npz``): one column of all regions is in memory at a time. Each mean is taken over the
+    units in region order, with pandas, so the values do not depend on how the columns were
+    held.
+    """
     rows = []
-    t = units[units["treated"]]
 
     def add(estimand, by, group, values):
         rows.append(
             {"estimand": estimand, "by": by, "group": group,
-             "value": float(np.mean(values)) if len(values) else float("nan"),
+             "value": float(np.mean(pd.Series(values))) if len(values) else float("nan"),
              "n": int(len(values))}
         )
 
-    add("att", "overall", "all", t["effect_own"])
-    add("ate", "overall", "all", units["effect_mix"])
-    for by in ("segment", "region_id"):
-        label = "region" if by == "region_id" else by
-        for g, sub in t.groupby(by, sort=True):
-            add("att", label, g, sub["effect_own"])
-        for g, sub in units.groupby(by, sort=True):
-            add("ate", label, g, sub["effect_mix"])
-    for d in designs:
-        add("att", "design", d, t.loc[t["design"] == d, "effect_own"])
-        add("ate", "design", d, units[f"effect_{d}"])
+    def cat(name: str, dtype) -> np.ndarray:
+        return np.concatenate([np.asarray(c[name]) for _, c in units] + [np.zeros(0, dtype)])
+
+    treated = cat("treated", bool)
+    own = cat("effect_own", float)
+    seg = cat("segment", np.int8)
+    seg_t = seg[treated]
+    add("att", "overall", "all", own)
+    mix = cat("effect_mix", float)
+    add("ate", "overall", "all", mix)
+    by_name = sorted(np.unique(seg).tolist(), key=lambda code: segments[code])
+    for code in by_name:
+        if (seg_t == code).any():
+            add("att", "segment", segments[code], own[seg_t == code])
+    for code in by_name:
+        add("ate", "segment", segments[code], mix[seg == code])
+    del mix, seg, seg_t, treated
+    by_region = sorted(units, key=lambda u: u[0])
+    for region, cols in by_region:
+        if len(cols["effect_own"]):
+            add("att", "region", region, cols["effect_own"])
+    for region, cols in by_region:
+        if len(cols["effect_mix"]):
+            add("ate", "region", region, cols["effect_mix"])
+    des = cat("design", np.int8)
+    for j, d in enumerate(designs):
+        add("att", "design", d, own[des == j])
+        add("ate", "design", d, cat(f"effect_{d}", float))
     return pd.DataFrame(rows)
 
 

@@ -1,10 +1,14 @@
 """Write a simulated dataset folder region by region, without holding it all in memory.
 
-:func:`write_simulation` is what ``promo-analysis simulate`` and the 10 M-shipment benchmark
-use: each region is generated (in parallel worker processes when ``workers > 1``), its rows
-appended to one Parquet file per table in region order, and freed before the next region. The folder is the same as ``save_dataset(simulate(...))`` would write
-(one file per table, ``dataset.json``, ``truth.json``), and is written next to its target and
-moved into place when complete. With ``partitioned=True`` shipments and coupons are instead
+:func:`write_simulation` is what ``promo-analysis simulate`` and the benchmarks use: each
+region is generated (in parallel worker processes when ``workers > 1``) and each of its tables
+written as soon as it is built -- the shipments and customers slice by slice (a month's part
+file, or a Parquet row group, at a time) -- before the region's truth is computed. The parent
+only appends the spooled rows of unpartitioned tables to one Parquet file per table in region
+order; the first-use truth's per-unit columns (~0.7 units per shipment) wait in ``.npz`` files
+until all regions are done. The folder is the same as ``save_dataset(simulate(...))`` would
+write (one file per table, ``dataset.json``, ``truth.json``), and is written next to its target
+and moved into place when complete. With ``partitioned=True`` shipments and coupons are instead
 folders of hive-partitioned part files (by region and month), which ``load_dataset`` reads as
 one table each; ``regions="all"`` simulates all 31 provincial-level regions.
 """
@@ -23,8 +27,8 @@ from promo_analysis.contract import CONTRACT_VERSION, coerce_frame
 from promo_analysis.regions import regions_frame
 
 from .campaigns import campaigns_frame
-from .columns import table_schema
-from .parallel import in_region_order
+from .columns import TableSlices, table_schema
+from .parallel import in_region_order, release_free_memory
 from .scenario import Scenario
 
 __all__ = ["write_simulation", "PARTITIONS"]
@@ -41,17 +45,6 @@ _REGION_TABLES = ("customers", "coupons", "shipments", "survey", "assignments")
 _ROW_GROUP = 1 << 20
 
 
-def _release_free_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc keeps it otherwise), so a worker's next
-    region starts from a small footprint. A no-op where ``malloc_trim`` does not exist."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 #: staging subfolder of the per-region Arrow files that the parent merges into one Parquet file
 _SPOOL = "_regions"
 
@@ -70,27 +63,38 @@ def _key_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return rank[enc.indices.to_numpy(zero_copy_only=False)], values[order]
 
 
-def _write_parts(folder: Path, table: str, arrow: pa.Table, region: str) -> int:
+def _months(stamp: np.ndarray) -> np.ndarray:
+    """``year * 100 + month`` of each timestamp, as integers (not one Python string per row:
+    at millions of rows the strings alone cost ~60 bytes a row)."""
+    ym = stamp.astype("datetime64[M]").astype(np.int64)
+    return 1970 * 100 + (ym // 12) * 100 + ym % 12 + 1
+
+
+def _write_parts(folder: Path, table: str, arrow, region: str) -> tuple[pa.Schema, int]:
     """One region's rows as hive part files ``<table>/<key>=<value>/.../part-<region>``;
-    returns how many files it wrote.
+    returns the table's schema and how many files it wrote.
 
     The partition columns are in the folder names, not in the files (as Spark and pyarrow
     write them); ``month`` (``YYYY-MM`` of the timestamp) only organises the files. Files
-    come in sorted key order, each with its rows in table order.
+    come in sorted key order, each with its rows in table order. A
+    :class:`~promo_analysis.simulate.columns.TableSlices` (rows in time order) is built and
+    written one month at a time.
     """
     stamp, keys = PARTITIONS[table]
+    if keys[-1] != "month":
+        raise ValueError(f"{table}: month must be the last partition key, got {keys}")
+    if isinstance(arrow, TableSlices):
+        if arrow.stamp is None:
+            arrow = arrow.rows(0, arrow.num_rows)
+        else:
+            return _write_month_slices(folder, table, arrow, region)
     if not arrow.num_rows:
-        return 0
+        return arrow.schema, 0
     nulls = arrow.column(stamp).null_count
     if nulls:  # the contract makes it non-null; a generator bug otherwise
         raise ValueError(f"{table}.{stamp}: {nulls} null value(s)")
-    # month as an integer code (year * 100 + month), not one Python string per row: at
-    # millions of rows the strings alone cost ~60 bytes a row
-    ym = arrow.column(stamp).to_numpy().astype("datetime64[M]").astype(np.int64)
-    month = 1970 * 100 + (ym // 12) * 100 + ym % 12 + 1
+    month = _months(arrow.column(stamp).to_numpy())
     # one sortable integer per row: the other keys' codes (in key order), then the month
-    if keys[-1] != "month":
-        raise ValueError(f"{table}: month must be the last partition key, got {keys}")
     key = np.zeros(arrow.num_rows, dtype=np.int64)
     labels = []
     for name in keys[:-1]:
@@ -112,45 +116,95 @@ def _write_parts(folder: Path, table: str, arrow: pa.Table, region: str) -> int:
         sub.mkdir(parents=True, exist_ok=True)
         pq.write_table(rows.take(order[lo:hi]), sub / f"part-{region}.parquet",
                        row_group_size=1 << 20)
-    return len(starts)
+    return arrow.schema, len(starts)
+
+
+def _write_month_slices(folder: Path, table: str, slices: TableSlices,
+                        region: str) -> tuple[pa.Schema, int]:
+    """:func:`_write_parts` of rows in time order: each month's rows are consecutive, so
+    each part file is one slice, built when it is written. The other partition keys must
+    be constant within a month (shipments: the region)."""
+    _, keys = PARTITIONS[table]
+    month = _months(slices.stamp)
+    if np.any(month[1:] < month[:-1]):
+        raise ValueError(f"{table}: rows are not in time order")
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]]) if month.size else []
+    schema = None
+    for lo, hi in zip(starts, np.r_[starts[1:], month.size], strict=True):
+        arrow = slices.rows(int(lo), int(hi))
+        schema = arrow.schema
+        parts = []
+        for name in keys[:-1]:
+            values = arrow.column(name).unique()
+            if len(values) != 1:
+                raise ValueError(f"{table}.{name}: {len(values)} values in one month's slice")
+            parts.append(f"{name}={values[0]}")
+        m = int(month[lo])
+        parts.append(f"month={m // 100:04d}-{m % 100:02d}")
+        sub = folder.joinpath(table, *parts)
+        sub.mkdir(parents=True, exist_ok=True)
+        rows = arrow.drop_columns([k for k in keys if k in arrow.column_names])
+        pq.write_table(rows, sub / f"part-{region}.parquet", row_group_size=1 << 20)
+        del arrow, rows
+    if schema is None:
+        schema = slices.rows(0, 0).schema
+    return schema, len(starts)
 
 
 def _region_files(region: str, sc: Scenario, tl, scale: float, seed: int, folder: Path,
                   partitioned: bool) -> dict:
     """Worker task: generate ``region`` and write its rows; return everything else.
 
-    Partitioned tables go straight to their part files (named by region, so workers never
-    write the same file); the others to one Arrow IPC file per table in ``folder/_regions``,
-    which the parent appends to the table's Parquet file in region order.
+    Each table is written as soon as it is built, before the truth is computed, and the
+    shipments slice by slice (:class:`~promo_analysis.simulate.columns.TableSlices`), so the
+    worker never holds the region's model and its whole tables at once. Partitioned tables
+    go straight to their part files (named by region, so workers never write the same file);
+    the others to one Arrow IPC file per table in ``folder/_regions``, which the parent
+    appends to the table's Parquet file in region order.
     """
-    from . import _coerce, _region_parts
+    from . import _region_parts
 
-    part = _region_parts(sc, tl, region, scale, seed, arrow=True)
     files, schemas, n_parts = {}, {}, {}
     spool = folder / _SPOOL
     spool.mkdir(exist_ok=True)
-    for table in _REGION_TABLES:
-        arrow = part["tables"][table]
-        if isinstance(arrow, pd.DataFrame):  # the survey (small): built in pandas
-            df = _coerce(arrow, table, coerce_frame)
-            arrow = pa.Table.from_pandas(df, schema=table_schema(table, df),
-                                         preserve_index=False).replace_schema_metadata(None)
-            del df
-        part["tables"][table] = None  # the Arrow table is the only copy of the rows
-        schema = schemas[table] = arrow.schema
+
+    def sink(table: str, arrow) -> None:
         if partitioned and table in PARTITIONS:
-            n_parts[table] = _write_parts(folder, table, arrow, region)
-            del arrow
-            continue
-        files[table] = str(spool / f"{region}.{table}.arrow")
-        # one record batch per row group: the parent appends them as the file's row groups
-        with pa.OSFile(files[table], "wb") as sink, pa.ipc.new_file(sink, schema) as w:
-            for lo in range(0, max(arrow.num_rows, 1), _ROW_GROUP):
-                w.write_table(arrow.slice(lo, _ROW_GROUP))
-        del arrow  # free each table once it is spooled
-    del part["tables"]
-    _release_free_memory()
+            schemas[table], n_parts[table] = _write_parts(folder, table, arrow, region)
+        else:
+            files[table] = str(spool / f"{region}.{table}.arrow")
+            schemas[table] = _spool(files[table], table, arrow)
+        release_free_memory()
+
+    part = _region_parts(sc, tl, region, scale, seed, arrow=True, sink=sink)
+    # the first-use units (~0.7 per shipment) wait on disk, not in the parent, until the truth
+    units = files["units"] = str(spool / f"{region}.units.npz")
+    np.savez(units, **part["truth"]["units"])
+    part["truth"]["units"] = None
+    release_free_memory()
     return {**part, "files": files, "schemas": schemas, "n_parts": n_parts}
+
+
+def _spool(path: str, table: str, arrow) -> pa.Schema:
+    """Write a region's table (Arrow, :class:`TableSlices` or the small survey's pandas
+    frame) to an Arrow IPC file, one record batch per row group of the final Parquet file
+    (the parent appends them as such); returns the schema."""
+    from . import _coerce
+
+    if isinstance(arrow, pd.DataFrame):
+        df = _coerce(arrow, table, coerce_frame)
+        arrow = pa.Table.from_pandas(df, schema=table_schema(table, df),
+                                     preserve_index=False).replace_schema_metadata(None)
+        del df
+    n = arrow.num_rows
+    sliced = isinstance(arrow, TableSlices)
+    first = arrow.rows(0, _ROW_GROUP) if sliced else arrow.slice(0, _ROW_GROUP)
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, first.schema) as w:
+        w.write_table(first)
+        for lo in range(_ROW_GROUP, n, _ROW_GROUP):
+            w.write_table(arrow.rows(lo, lo + _ROW_GROUP) if sliced
+                          else arrow.slice(lo, _ROW_GROUP))
+    return first.schema
 
 
 class _Writers:
@@ -247,9 +301,10 @@ def write_simulation(
         default: the CPUs, capped by the number of regions, 1 for small jobs). Each worker
         writes its region's rows to its own files; the parent appends them in region order,
         so the folder's files are identical for any number of workers. Peak memory is about
-        one region's rows per worker; a region starts only while the running regions' expected
-        shipments stay within ``parallel.MAX_RUNNING_SHIPMENTS`` (two big regions never run
-        at once).
+        0.7 GB per million shipments of the region a worker generates (its model plus the
+        tables being built; the parent stays small); a region starts only while the running
+        regions' expected shipments stay within ``parallel.MAX_RUNNING_SHIPMENTS`` (two big
+        regions never run at once).
 
     ``path`` is replaced only if it is empty or a dataset promo-analysis wrote (as
     ``save_dataset`` does).
@@ -270,12 +325,13 @@ def write_simulation(
     t0 = time.perf_counter()
     with staged_dataset_folder(target) as staging:
         writers = _Writers(staging, partitioned=partitioned)
-        parts, campaigns, calibration = [], [], {"regions": {}}
+        parts, campaigns, calibration, units = [], [], {"regions": {}}, []
         writers.write("regions", regions_frame(region_ids))
         for region, part in in_region_order(
             _region_files, region_ids, (sc, tl, scale, seed, staging, partitioned), n_workers,
             sizes=_sizes(sc, region_ids, scale),
         ):
+            units.append(part["files"].pop("units"))
             writers.add_region(part)
             for key in ("files", "schemas", "n_parts"):
                 del part[key]
@@ -283,8 +339,13 @@ def write_simulation(
             calibration["regions"][region] = part.pop("calibration")
             parts.append(part)
         writers.write("campaigns", campaigns_frame(campaigns, tl, scale))
-        writers.close()
+        for part, file in zip(parts, units, strict=True):
+            part["truth"]["units"] = np.load(file)  # loads a column when it is read
         truth = _truth(sc, parts, calibration)
+        for part, file in zip(parts, units, strict=True):
+            part["truth"]["units"].close()
+            Path(file).unlink()
+        writers.close()
         truth.calibration["seconds"] = round(time.perf_counter() - t0, 3)
         tables = {t: writers.finish(t) for t in writers.schemas}
         meta = {
