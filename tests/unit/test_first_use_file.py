@@ -32,6 +32,7 @@ def test_written_table_equals_the_in_memory_table(
     order, the same control draws from the one seeded stream, the same exclusion counts."""
     expected = first_use_table(small_ds, controls=controls, seed=5)
     monkeypatch.setattr(mod, "PIECE_CUSTOMERS", piece_customers)
+    monkeypatch.setattr(mod, "WRITE_ROWS", 997)  # several row groups per piece
     assert len(mod._pieces(small_ds, piece_customers)) == (2 if piece_customers == 1 else 1)
     written = first_use_table(small_ds, controls=controls, seed=5, path=tmp_path / "fu.parquet")
     _same_table(written, expected)

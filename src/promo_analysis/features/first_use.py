@@ -30,7 +30,7 @@ identical on every engine).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ __all__ = [
 #: customer-id ranges) are grouped up to about this many customers, so the pandas part of a
 #: piece stays near 1 GB at ~450 bytes per output row.
 PIECE_CUSTOMERS = 2_000_000
+#: Rows converted to Arrow and written at a time (one Parquet row group each).
+WRITE_ROWS = 500_000
 
 #: Columns of the first-use table, in order (extra customer columns follow them).
 FIRST_USE_COLUMNS = [
@@ -151,17 +153,25 @@ def _data_end(ds: Any, as_of: Any) -> pd.Timestamp:
 def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     """Engine side: customers + shipment history + first eligible coupon, minus participants."""
     counts: dict[str, int] = {}
-    frames = list(_prospect_frames(ds, [None], counts))
+    frames = list(_prospect_frames(ds, [None], counts, build=lambda frame: frame))
     return frames[0], counts
 
 
 def _prospect_frames(
-    ds: Any, pieces: list[list[Any] | None], counts: dict[str, int]
-) -> Iterator[pd.DataFrame]:
-    """The engine part, one frame per piece (``None``: all customers; else a list of regions).
+    ds: Any,
+    pieces: list[list[Any] | None],
+    counts: dict[str, int],
+    build: Callable[[pd.DataFrame], Any],
+    low_memory: bool = False,
+) -> Iterator[Any]:
+    """The engine part, one frame per piece (``None``: all customers; else a list of regions),
+    yielded as ``build(frame)``: ``build`` holds the only reference to the frame and can free
+    it while it builds its output.
 
     The history and, with several pieces, each customer's first eligible coupon are computed
     once for all pieces; ``counts`` receives the exclusion counts (summed over the pieces).
+    ``low_memory`` ranks coupons with a window instead of DuckDB's ``arg_min`` (see
+    :func:`_prospect_base`).
     """
     c = ds.table("customers")
     s = ds.table("shipments")
@@ -185,19 +195,19 @@ def _prospect_frames(
     )
     # the history is used twice (eligibility of coupons, the output): computed once
     with materialized(hist.rename(_hid="customer_id")) as hist:
-        base, el, coupon_cols = _prospect_base(ds, c, hist, counts)
+        base, el, coupon_cols = _prospect_base(ds, c, hist, counts, low_memory)
         if el is None or len(pieces) == 1:
             for piece in pieces:
-                yield _prospect_piece(ds, base, el, coupon_cols, piece, counts)
+                yield build(_prospect_piece(ds, base, el, coupon_cols, piece, counts))
             return
         # the first eligible coupon per customer reads every coupon: once, not per piece
         with materialized(el) as el:
             for piece in pieces:
-                yield _prospect_piece(ds, base, el, coupon_cols, piece, counts)
+                yield build(_prospect_piece(ds, base, el, coupon_cols, piece, counts))
 
 
 def _prospect_base(
-    ds: Any, c: Any, hist: Any, counts: dict[str, int]
+    ds: Any, c: Any, hist: Any, counts: dict[str, int], low_memory: bool = False
 ) -> tuple[Any, Any, list[str]]:
     cust = c.mutate(_known=_as_day(c.known_since))
     base = cust.left_join(hist, cust.customer_id == hist._hid).select(
@@ -249,7 +259,10 @@ def _prospect_base(
     # shipments again for the history): the first eligible coupon and the number of
     # coupons they got while not a prospect.
     n_bad = (~kb._eligible).cast("int64").sum()
-    if on_duckdb(kb):
+    # DuckDB's arg_min over structs is the faster of the two, but its states do not spill:
+    # under a 2 GB memory_limit it ran out of memory at 10 M shipments where the window
+    # (sorted, spilled to disk) finished; both give the same table (tests)
+    if on_duckdb(kb) and not low_memory:
         key = ibis.struct({"issued": kb._issued_ts, "coupon_id": kb._coupon_id})
         el = kb.group_by("_kcid").aggregate(
             _c=arg_min(ibis.struct(coupon), key, where=kb._eligible), _n_not_eligible=n_bad
@@ -432,8 +445,10 @@ def first_use_table(
     }
     counts: dict[str, int] = {}
     if path is None:
-        (df,) = _prospect_frames(ds, [None], counts)
-        out = _first_use_rows(df, counts, window, end, rng, controls)
+        def build(df: pd.DataFrame) -> pd.DataFrame:
+            return _first_use_rows(df, counts, window, end, rng, controls)
+
+        (out,) = _prospect_frames(ds, [None], counts, build)
         out.attrs["exclusions"] = counts
         out.attrs.update(attrs)
         return out
@@ -511,9 +526,17 @@ def _first_use_rows(
     index_date = np.concatenate(
         [df["_issued"].to_numpy()[pos_t], pseudo.to_numpy(dtype="datetime64[ns]")[keep_c]]
     )[order]
+    del cand, pseudo, ids, run, in_cand, keep_t, treated, fits, known_day, never_prospect
+    # column by column, each dropped from ``df`` once taken: the peak is ``df`` plus one
+    # column, not two whole tables (at national scale each is GBs)
     columns = list(df.columns)
-    out = df.take(pos).reset_index(drop=True)
-    del df, cand, pseudo
+    taken = {}
+    for col in columns:
+        taken[col] = df.pop(col).take(pos)
+        taken[col].index = pd.RangeIndex(len(pos))
+    del df
+    out = pd.DataFrame(taken, copy=False)
+    del taken
     out["index_date"] = index_date
     out["got_coupon"] = np.where(is_control, 0, 1)
     treated_rows = np.flatnonzero(~is_control)
@@ -554,7 +577,10 @@ def _first_use_rows(
         and not col.startswith("_")
         and col not in ("first_sent_at",)
     ]
-    out = out[FIRST_USE_COLUMNS + extras + ["first_sent_at"]]
+    # reordered without copying the columns (``out[list]`` would copy the whole table)
+    out = pd.DataFrame(
+        {col: out[col] for col in FIRST_USE_COLUMNS + extras + ["first_sent_at"]}, copy=False
+    )
     for key, n in counts.items():
         totals[key] = totals.get(key, 0) + n
     return out
@@ -618,17 +644,19 @@ def _write_first_use(
     writer = None
     rows = 0
     try:
-        for df in _prospect_frames(ds, pieces, counts):
-            out = _first_use_rows(df, counts, window, end, rng, controls)
-            del df
+        def build(df: pd.DataFrame) -> pd.DataFrame:
+            return _first_use_rows(df, counts, window, end, rng, controls)
+
+        for out in _prospect_frames(ds, pieces, counts, build, low_memory=True):
             if writer is None:
                 schema = _parquet_schema(out)
                 writer = pq.ParquetWriter(path, schema)
-            table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
+            # in slices: an Arrow copy of a slice at a time, not of the whole piece
+            for start in range(0, len(out), WRITE_ROWS):
+                part = out.iloc[start : start + WRITE_ROWS]
+                writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             rows += len(out)
             del out
-            writer.write_table(table)
-            del table
     finally:
         if writer is not None:
             writer.close()
