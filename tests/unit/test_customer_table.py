@@ -281,11 +281,13 @@ def test_to_frame_matches_ibis_to_pandas():
     expr = c.left_join(h, c.customer_id == h._cid).mutate(flag=ibis.literal(True))
     got = to_frame(expr, sort_by=["customer_id"])
     exp = expr.to_pandas().sort_values("customer_id", kind="stable", ignore_index=True)
-    # integer columns with nulls: float64 here; Ibis gives float64 or objects depending on the
-    # SQL type of the aggregate (what the callers cast to int64 after filling the nulls)
+    # integer columns with nulls (counts of the prospects, null after the left join): float64
+    # here; Ibis gives float64 or objects depending on the SQL type of the aggregate (what the
+    # callers cast to int64 after filling the nulls)
     ints = [c for c in exp.columns if got[c].dtype == "float64" and exp[c].dtype == object]
-    assert ints == ["n_coupon_shipments", "n_full_price_shipments"]
     exp[ints] = exp[ints].astype("float64")
+    assert str(got["n_coupon_shipments"].dtype) == "float64"
+    assert got["n_coupon_shipments"].isna().any()
     pd.testing.assert_frame_equal(got, exp)
     assert str(got["known_since"].dtype) == "datetime64[s]"
     assert str(got["first_sent_at"].dtype) == "datetime64[ns]"
@@ -298,3 +300,85 @@ def test_customer_without_id_is_a_key_error():
     )
     with pytest.raises(ValueError, match=r"one row per customer_id.*1 duplicate row"):
         customer_table(make_dataset(frames))
+
+
+# --------------------------------------------------------------------------- path=: to Parquet
+def _file_equals_frame(ds, tmp_path, name="ct.parquet"):
+    frame = customer_table(ds)
+    out = customer_table(ds, path=tmp_path / name)
+    got = out.read()
+    # the frame's customer columns come out of a full outer join: when orphans were joined in
+    # and dropped again, integer columns are float64 and booleans objects; the file keeps the
+    # engine types (values must still be equal)
+    polluted = {
+        col: got[col].dtype
+        for col in ds.table("customers").columns
+        if frame[col].dtype != got[col].dtype and str(frame[col].dtype) in ("float64", "object")
+    }
+    assert all(str(t) in ("int64", "bool") for t in polluted.values()), polluted
+    pd.testing.assert_frame_equal(got, frame.astype(polluted))
+    assert out.rows == len(frame)
+    assert out.exclusions == frame.attrs["exclusions"]
+    assert out.warnings == frame.attrs["warnings"]
+    return out, frame
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["duckdb", "window"])
+def test_parquet_output_equals_the_frame(tmp_path, monkeypatch, portable):
+    """Orphans, prospects, same-day ties, a date column: the engine-written file holds the
+    frame's rows and values, on the streaming DuckDB query and on the portable one."""
+    import pyarrow.parquet as pq
+
+    from promo_analysis.features import customers as mod
+
+    if portable:
+        monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
+    frames = _random_frames()
+    out, frame = _file_equals_frame(make_dataset(frames), tmp_path)
+    orphans = int(frames["shipments"].customer_id.ge("c080").sum())
+    assert out.exclusions == {"shipments_without_customer": orphans} and orphans > 0
+    assert (frame.n_shipments == 0).sum() > 0  # prospects are in the file too
+    schema = pq.read_schema(out.path)
+    assert schema.names == list(frame.columns)
+    assert str(schema.field("first_used_coupon").type) == "bool"
+    assert str(schema.field("n_shipments").type) == "int64"
+    assert str(schema.field("known_since").type) == "date32[day]"
+
+
+def test_parquet_output_of_the_tiny_dataset(tmp_path):
+    out, frame = _file_equals_frame(make_dataset(tiny_frames()), tmp_path)
+    assert out.exclusions == {"shipments_without_customer": 1}  # c9's parcel
+    assert len(out.warnings) == 1 and out.warnings[0].startswith("1 shipment(s)")
+    assert out.read(["customer_id", "n_shipments"]).n_shipments.tolist() == [3, 1, 0, 2]
+
+
+def test_parquet_output_keeps_the_connection_settings(tmp_path):
+    import ibis
+
+    ds = make_dataset(tiny_frames())
+    raw = ibis.get_backend(ds.table("customers")).con
+    setting = "SELECT current_setting('preserve_insertion_order')"
+    before = raw.execute(setting).fetchall()[0][0]
+    customer_table(ds, path=tmp_path / "ct.parquet")
+    assert raw.execute(setting).fetchall()[0][0] == before
+
+
+@pytest.mark.parametrize(
+    "dup, message",
+    [
+        ("repeat", r"one row per customer_id.*1 duplicate row.*customer_id='c2' appears 2 times"),
+        ("null", r"one row per customer_id.*2 duplicate row.*customer_id=None appears 2 times"),
+    ],
+)
+def test_parquet_output_checks_the_key_before_writing(tmp_path, dup, message):
+    frames = tiny_frames()
+    c = frames["customers"]
+    extra = c.iloc[[1]] if dup == "repeat" else c.iloc[[0, 2]].assign(customer_id=None)
+    frames["customers"] = pd.concat([c, extra])
+    ds = make_dataset(frames)
+    with pytest.raises(ValueError, match=message):
+        customer_table(ds, path=tmp_path / "ct.parquet")
+    assert not (tmp_path / "ct.parquet").exists()
+    if dup == "repeat":  # the in-memory check says the same
+        with pytest.raises(ValueError, match=message):
+            customer_table(ds)

@@ -3,20 +3,33 @@
 The shipments table is the only large table of a dataset. :func:`customer_table` reduces it to
 one row per customer in one pass (a streaming group-by on DuckDB; a window rank plus a group-by
 on other engines), written as Ibis expressions so that it runs inside DuckDB (or Spark); only the
-per-customer result is pulled into pandas.
+per-customer result is pulled into pandas. At national scale (tens of millions of customers) that
+result is itself several GB: ``customer_table(ds, path=...)`` writes it to Parquet from the engine
+instead and returns only a :class:`CustomerTableFile` summary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
 import pandas as pd
 
 from .aggregates import arg_min, on_duckdb, smallest
-from .frames import to_frame
+from .frames import arrow_to_frame, to_frame
 
-__all__ = ["customer_table", "shipment_history", "CUSTOMER_COLUMNS", "HISTORY_COLUMNS"]
+__all__ = [
+    "customer_table",
+    "shipment_history",
+    "CustomerTableFile",
+    "CUSTOMER_COLUMNS",
+    "HISTORY_COLUMNS",
+]
 
 #: Customer columns every customer table starts with (from the ``customers`` table).
 CUSTOMER_COLUMNS = ["customer_id", "region_id", "segment", "wechat_contact", "known_since"]
@@ -78,8 +91,10 @@ def shipment_history(shipments: Any) -> Any:
         "n_shipments": s.count(),
         "revenue": s.revenue.sum(),
         "last_sent_at": s.sent_at.max(),
-        "n_coupon_shipments": has_coupon.cast("int64").sum(),
-        "n_full_price_shipments": full_price.cast("int64").sum(),
+        # count, not a sum of 0/1: DuckDB sums BIGINT to HUGEINT, which Ibis types as int64
+        # (so a cast is dropped) and DuckDB writes to Parquet as DOUBLE
+        "n_coupon_shipments": s.count(where=has_coupon),
+        "n_full_price_shipments": s.count(where=full_price),
     }
     if on_duckdb(s):
         # no window: sorting 50 M shipments by customer costs several times the group-by
@@ -132,10 +147,132 @@ def shipment_history(shipments: Any) -> Any:
         revenue=ranked.revenue.sum(),
         last_sent_at=ranked.sent_at.max(),
         second_sent_at=ranked.sent_at.min(where=ranked._rank == 1),
-        n_coupon_shipments=ranked.coupon_id.notnull().cast("int64").sum(),
-        n_full_price_shipments=(ranked.coupon_id.isnull() & (ranked.discount == 0))
-        .cast("int64")
-        .sum(),
+        n_coupon_shipments=ranked.count(where=ranked.coupon_id.notnull()),
+        n_full_price_shipments=ranked.count(
+            where=ranked.coupon_id.isnull() & (ranked.discount == 0)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class CustomerTableFile:
+    """Where ``customer_table(ds, path=...)`` wrote the customer table, and what it holds.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The Parquet file (or folder of part files) written by the engine.
+    rows : int
+        Rows written: one per customer.
+    exclusions : dict
+        ``{"shipments_without_customer": n}``, as ``df.attrs["exclusions"]`` of the frame.
+    warnings : list of str
+        As ``df.attrs["warnings"]`` of the frame.
+    """
+
+    path: Path
+    rows: int
+    exclusions: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table (or some of its ``columns``) as pandas, sorted by ``customer_id`` when
+        that column is read, with the dtypes of ``customer_table(ds)``."""
+        import pyarrow.dataset as pads
+
+        table = pads.dataset(self.path, format="parquet").to_table(columns=columns)
+        sort_by = ["customer_id"] if "customer_id" in table.column_names else []
+        df = arrow_to_frame(table, sort_by=sort_by)
+        if "first_used_coupon" in df.columns:
+            df["first_used_coupon"] = df["first_used_coupon"].astype("boolean")
+        return df
+
+
+def _orphan_message(orphans: int) -> list[str]:
+    return (
+        [
+            f"{orphans} shipment(s) have a customer_id that is not in the customers table; "
+            "they are not counted in any customer's history"
+        ]
+        if orphans
+        else []
+    )
+
+
+def _check_unique_in_engine(c: Any) -> None:
+    """The key rule of ``customers`` as one engine group-by (the same rule and message as
+    :func:`_check_unique`; only the count and one example come back)."""
+    per_id = c.group_by("customer_id").aggregate(_n=c.count())
+    bad = per_id.filter((per_id._n > 1) | per_id.customer_id.isnull())
+    extra = ibis.ifelse(bad.customer_id.isnull(), bad._n, bad._n - 1)
+    n_dup = bad.aggregate(n=extra.sum()).to_pyarrow().column("n")[0].as_py()
+    if not n_dup:
+        return
+    named = bad.filter(bad.customer_id.notnull()).order_by("customer_id").limit(1)
+    row = named.to_pyarrow().to_pylist()
+    if row:
+        example, times = row[0]["customer_id"], int(row[0]["_n"])
+    else:
+        example, times = None, int(n_dup)
+    raise ValueError(
+        f"table 'customers' must have one row per customer_id (key rule): {n_dup} "
+        f"duplicate row(s), e.g. customer_id={example!r} appears {times} times"
+    )
+
+
+@contextlib.contextmanager
+def _unordered_copy(expr: Any) -> Iterator[None]:
+    """DuckDB keeps the row order of a ``COPY`` unless told not to, which buffers rows (GBs
+    for tens of millions of customers); the file promises no order, so drop it for the copy."""
+    if not on_duckdb(expr):
+        yield
+        return
+    raw = ibis.get_backend(expr).con
+    before = raw.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    raw.execute("SET preserve_insertion_order = false").fetchall()
+    try:
+        yield
+    finally:
+        raw.execute(f"SET preserve_insertion_order = {bool(before)}").fetchall()
+
+
+def _write_customer_table(c: Any, s: Any, path: Path) -> CustomerTableFile:
+    """``customer_table(ds, path=...)``: one engine query (customers left-joined to the
+    history) written to ``path``; the key check is one group-by of ``customers`` and the orphan
+    count is all shipments minus those counted in the file, so nothing large reaches Python."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    _check_unique_in_engine(c)
+    history = shipment_history(s).rename(_cid="customer_id")
+    joined = c.left_join(history, c.customer_id == history._cid)
+    filled = {
+        col: ibis.coalesce(joined[col], 0).cast("int64")
+        for col in ("n_shipments", "n_coupon_shipments", "n_full_price_shipments")
+    }
+    filled["revenue"] = ibis.coalesce(joined.revenue, 0.0).cast("float64")
+    filled["first_used_coupon"] = joined.first_used_coupon.cast("boolean")
+    expr = joined.select(
+        *[joined[col] for col in c.columns],
+        **{col: filled.get(col, joined[col]) for col in HISTORY_COLUMNS},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _unordered_copy(expr):
+        expr.to_parquet(path)
+
+    written = pads.dataset(path, format="parquet")
+    rows = written.count_rows()
+    counted = sum(
+        pc.sum(batch.column(0)).as_py() or 0
+        for batch in written.to_batches(columns=["n_shipments"])
+    )
+    total = int(s.count().to_pyarrow().as_py())
+    orphans = total - int(counted)
+    return CustomerTableFile(
+        path=path,
+        rows=int(rows),
+        exclusions={"shipments_without_customer": orphans},
+        warnings=_orphan_message(orphans),
     )
 
 
@@ -157,18 +294,25 @@ def _check_unique(ids: pd.Series) -> None:
         )
 
 
-def customer_table(ds: Any) -> pd.DataFrame:
+def customer_table(ds: Any, path: str | os.PathLike | None = None) -> Any:
     """One row per customer with the first, second and last shipment and sending counts.
 
     Parameters
     ----------
     ds : Dataset
         A dataset with at least the ``customers`` and ``shipments`` tables (data contract v1).
+    path : path, optional
+        Write the table to this Parquet file (DuckDB; replaced if it exists) or folder of part
+        files (Spark) from the engine instead of returning it: for national data, where the
+        table has tens of millions of rows (37.9 M at 50 M shipments) and would take GBs as a
+        pandas frame. Same rows and columns as the frame (row order unspecified), engine types
+        (``known_since`` a date, ``first_used_coupon`` a nullable boolean); the same key check
+        and orphan count. Returns a :class:`CustomerTableFile` then.
 
     Returns
     -------
-    pandas.DataFrame
-        One row per row of ``customers``, sorted by ``customer_id``. The customer columns
+    pandas.DataFrame or CustomerTableFile
+        Without ``path``: one row per row of ``customers``, sorted by ``customer_id``. The customer columns
         ``customer_id, region_id, segment, wechat_contact, known_since`` and every extra column
         of the customers table (e.g. ``parcels_received``) come first, then:
 
@@ -206,6 +350,9 @@ def customer_table(ds: Any) -> pd.DataFrame:
             "the shipments; rename them before building the customer table"
         )
 
+    if path is not None:
+        return _write_customer_table(c, s, Path(path))
+
     # One query: the customers joined (full outer) to the per-customer history, so that the
     # shipments are read once; history rows without a customer are the orphans, counted below.
     history = shipment_history(s).rename(_cid="customer_id")
@@ -230,12 +377,5 @@ def customer_table(ds: Any) -> pd.DataFrame:
     df["first_used_coupon"] = df["first_used_coupon"].astype("Float64").astype("boolean")
 
     df.attrs["exclusions"] = {"shipments_without_customer": orphans}
-    df.attrs["warnings"] = (
-        [
-            f"{orphans} shipment(s) have a customer_id that is not in the customers table; "
-            "they are not counted in any customer's history"
-        ]
-        if orphans
-        else []
-    )
+    df.attrs["warnings"] = _orphan_message(orphans)
     return df

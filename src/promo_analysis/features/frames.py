@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["to_frame"]
+__all__ = ["to_frame", "arrow_to_frame"]
 
 
 def _target_type(t: pa.DataType) -> pa.DataType | None:
@@ -35,7 +35,12 @@ def to_frame(expr: Any, sort_by: Sequence[str] = ()) -> pd.DataFrame:
     nulls are always float64 (Ibis gives objects for some of them); rows sorted by ``sort_by``
     (ascending, nulls last, stable), with a fresh RangeIndex.
     """
-    table = expr.to_pyarrow()
+    return arrow_to_frame(expr.to_pyarrow(), sort_by)
+
+
+def arrow_to_frame(table: pa.Table, sort_by: Sequence[str] = ()) -> pd.DataFrame:
+    """Arrow ``table`` (consumed: do not use it afterwards) as pandas, with the dtypes and sort
+    of :func:`to_frame`; e.g. for a table the engine wrote to Parquet."""
     if sort_by:
         table = table.sort_by([(c, "ascending") for c in sort_by])
     fields = []
