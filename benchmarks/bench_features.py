@@ -16,15 +16,26 @@ Methods:
 
 * ``ibis_customer_table`` -- ``features.customer_table(load_dataset(folder))``;
 * ``sql_customer_table`` -- the same table by one hand-written DuckDB query (streaming
-  ``arg_min`` / ``min(x, 2)`` group-by, left join, ``ORDER BY``) straight on the Parquet files;
+  group-by: ``min`` of a ``(sent_at, shipment_id, ...)`` struct, ``min(x, 2)``; left join,
+  ``ORDER BY``) straight on the Parquet files;
 * ``sql_window_customer_table`` -- the textbook SQL (``row_number()`` window + filtered
   aggregates), what the package did before; shows what the window costs;
 * ``pandas_customer_table`` -- read the needed columns, sort + groupby (what a user writes);
+* ``ibis_customer_table_parquet`` -- ``features.customer_table(ds, path=...)``: the table written
+  to Parquet from the engine, never pulled into Python (the national-scale output);
+* ``sql_customer_table_copy`` -- the same by hand: ``SQL_CUSTOMER_TABLE`` without ``ORDER BY``
+  (the file promises no order) in a DuckDB ``COPY ... TO 'x.parquet'``,
+  ``preserve_insertion_order = false``;
+* ``pandas_customer_table_parquet`` -- ``pandas_customer_table`` plus ``DataFrame.to_parquet``;
 * ``ibis_first_use_table`` -- ``features.first_use_table(ds)`` (engine part + seeded draw);
 * ``ibis_first_use_engine_part`` -- only its engine part (``first_use._prospect_frame``: the
   query and the pull into pandas), what ``sql_first_use`` computes;
 * ``sql_first_use`` -- the engine part of the first-use table (customers + first shipment +
   first eligible coupon, minus experiment participants) as one hand-written DuckDB query.
+
+A method name may end in ``@<limit>`` (``ibis_customer_table_parquet@3GB``): DuckDB's
+``memory_limit`` for the step (``load_dataset(..., memory_limit=...)``, ``SET memory_limit`` for
+the hand SQL); the pandas methods ignore it (cap them with ``prlimit --as=<bytes>``).
 
 Run:  .venv/bin/python benchmarks/bench_features.py [--sizes 1e6,1e7,5e7] [--data PATH]
       [--methods ibis_customer_table,sql_customer_table]
@@ -51,18 +62,22 @@ METHODS = [
     "sql_customer_table",
     "sql_window_customer_table",
     "pandas_customer_table",
+    "ibis_customer_table_parquet",
+    "sql_customer_table_copy",
+    "pandas_customer_table_parquet",
     "ibis_first_use_table",
     "ibis_first_use_engine_part",
     "sql_first_use",
 ]
 
+# the first parcel: min of a (sent_at, shipment_id, ...) struct, not arg_min(struct, key):
+# DuckDB cannot spill arg_min states of structs (a 50 M run fails under any memory_limit)
 SQL_CUSTOMER_TABLE = """
 WITH hist AS (
   SELECT customer_id,
          min(sent_at) AS first_sent_at,
-         arg_min({'channel': channel, 'list_price': list_price, 'revenue': revenue,
-                  'coupon_id': coupon_id},
-                 {'t': sent_at, 'id': shipment_id}) AS f,
+         min({'t': sent_at, 'id': shipment_id, 'channel': channel, 'list_price': list_price,
+              'revenue': revenue, 'coupon_id': coupon_id}) AS f,
          count(*) AS n_shipments,
          sum(revenue) AS revenue,
          max(sent_at) AS last_sent_at,
@@ -72,7 +87,8 @@ WITH hist AS (
   FROM shipments GROUP BY customer_id
 )
 SELECT c.*, h.first_sent_at, h.f.channel AS first_channel, h.f.list_price AS first_list_price,
-       h.f.revenue AS first_revenue, (h.f.coupon_id IS NOT NULL)::TINYINT AS first_used_coupon,
+       h.f.revenue AS first_revenue,
+       CASE WHEN h.f IS NOT NULL THEN h.f.coupon_id IS NOT NULL END AS first_used_coupon,
        h.f.coupon_id AS first_coupon_id, coalesce(h.n_shipments, 0) AS n_shipments,
        coalesce(h.revenue, 0) AS revenue, h.last_sent_at, h.second_sent_at,
        coalesce(h.n_coupon_shipments, 0) AS n_coupon_shipments,
@@ -80,6 +96,9 @@ SELECT c.*, h.first_sent_at, h.f.channel AS first_channel, h.f.list_price AS fir
 FROM customers c LEFT JOIN hist h USING (customer_id)
 ORDER BY c.customer_id
 """
+
+#: the hand-written customer table for a COPY to Parquet: the same query, no ORDER BY
+SQL_CUSTOMER_TABLE_COPY = SQL_CUSTOMER_TABLE.replace("ORDER BY c.customer_id\n", "")
 
 SQL_WINDOW_CUSTOMER_TABLE = """
 WITH ranked AS (
@@ -180,38 +199,64 @@ def _sql_views(con, folder: Path) -> None:
     con.execute(f"CREATE VIEW coupons AS SELECT * FROM {src}")
 
 
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.dataset as pads
+
+    return pads.dataset(path, format="parquet").count_rows()
+
+
 def step(method: str, folder: Path) -> dict:
-    """Run one method once, timing only the step itself."""
-    if method.startswith("sql"):
+    """Run one method once, timing only the step itself (``method@3GB``: DuckDB memory limit)."""
+    import tempfile
+
+    name, _, limit = method.partition("@")
+    tmp = tempfile.TemporaryDirectory(prefix="bench-features-")
+    target = Path(tmp.name) / "customers.parquet"
+    if name.startswith("sql"):
         import duckdb
 
         con = duckdb.connect()
+        if limit:
+            con.execute(f"SET memory_limit = '{limit}'")
         _sql_views(con, folder)
         query = {"sql_customer_table": SQL_CUSTOMER_TABLE,
                  "sql_window_customer_table": SQL_WINDOW_CUSTOMER_TABLE,
-                 "sql_first_use": SQL_FIRST_USE}[method]
+                 "sql_first_use": SQL_FIRST_USE,
+                 "sql_customer_table_copy": SQL_CUSTOMER_TABLE_COPY}[name]
         con.execute("SELECT 1").fetchall()
-        with h.Timer() as t:
-            out = con.execute(query).df()
-    elif method == "pandas_customer_table":
+        if name == "sql_customer_table_copy":
+            con.execute("SET preserve_insertion_order = false")
+            with h.Timer() as t:
+                con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
+            rows = _parquet_rows(target)
+        else:
+            with h.Timer() as t:
+                rows = len(con.execute(query).df())
+    elif name.startswith("pandas_customer_table"):
         import pyarrow  # noqa: F401  (imported before the clock, as the engines are)
 
         with h.Timer() as t:
             out = _pandas_customer_table(folder)
+            if name == "pandas_customer_table_parquet":
+                out.to_parquet(target, index=False)
+        rows = len(out)
     else:
         from promo_analysis.dataset import load_dataset
         from promo_analysis.features import customer_table, first_use_table
 
-        ds = load_dataset(folder)
+        ds = load_dataset(folder, memory_limit=limit or None)
         ds.table("regions").count().to_pandas()  # warm up the connection, not timed
         from promo_analysis.features.first_use import _prospect_frame
 
         fn = {"ibis_customer_table": customer_table, "ibis_first_use_table": first_use_table,
-              "ibis_first_use_engine_part": lambda ds: _prospect_frame(ds)[0]}
+              "ibis_first_use_engine_part": lambda ds: _prospect_frame(ds)[0],
+              "ibis_customer_table_parquet": lambda ds: customer_table(ds, path=target)}
         with h.Timer() as t:
-            out = fn[method](ds)
+            out = fn[name](ds)
+        rows = out.rows if name == "ibis_customer_table_parquet" else len(out)
+    tmp.cleanup()
     return {"method": method, "wall_seconds": round(t.wall, 2), "cpu_seconds": round(t.cpu, 2),
-            "peak_rss_mb": h.peak_rss_mb(), "rows_out": len(out)}
+            "peak_rss_mb": h.peak_rss_mb(), "rows_out": rows}
 
 
 def main() -> None:
