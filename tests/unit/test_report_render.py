@@ -328,3 +328,79 @@ def test_a_given_validation_report_is_used_not_recomputed(dataset_dir, tmp_path,
         render_reports(ds, regions="guangxi", out=tmp_path / "r2", template=tpl,
                        progress=None, validation=other)
     assert not (tmp_path / "r2").exists()
+
+
+def _state_template(path: Path, fail: str | None = None) -> Path:
+    """A template that fails when a previous region's variables are still defined, prints its
+    kernel's pid and raises the same warning in every region."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('region = "x"\ninputs = ""')
+    params.metadata["tags"] = ["parameters"]
+    body = ("import os\nimport warnings\n"
+            "assert 'leftover' not in globals(), f'state of {leftover} leaked into ' + region\n"
+            "print('pid', os.getpid())\n"
+            "warnings.warn('the same warning in every region', UserWarning, stacklevel=1)\n"
+            "leftover = region")
+    cells = [params, nbformat.v4.new_code_cell(body)]
+    if fail:
+        cells.append(nbformat.v4.new_code_cell(
+            f"if region == {fail!r}:\n    raise RuntimeError('deliberate failure')"))
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _pid_and_warning(nb_path: Path) -> tuple[str, bool]:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    texts = [o.get("text", "") for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", [])]
+    pid = next(m.group(1) for t in texts for m in [re.search(r"pid (\d+)", t)] if m)
+    return pid, any("the same warning in every region" in t for t in texts)
+
+
+@pytest.mark.notebooks
+def test_a_reused_kernel_runs_each_region_as_a_fresh_one(dataset_dir, tmp_path):
+    """One worker renders both regions in one kernel (same pid), yet the second notebook sees
+    none of the first's variables, shows the warning again, and is saved without the reset
+    cell with execution counts from 1 -- as with a new kernel per region."""
+    from promo_analysis.report import render_reports
+    from promo_analysis.report.render import RESET_CELL_ID
+
+    tpl = _state_template(tmp_path / "t.ipynb")
+    run = render_reports(dataset_dir, out=tmp_path / "r", template=tpl, workers=1,
+                         progress=None, validate=False)
+    assert run.ok, {r: s.error for r, s in run.regions.items()}
+    (pid_a, warned_a), (pid_b, warned_b) = (
+        _pid_and_warning(run.folder / f"{r}.ipynb") for r in ("guangxi", "shanxi"))
+    assert pid_a == pid_b and warned_a and warned_b
+    nb = nbformat.read(str(run.folder / "shanxi.ipynb"), as_version=4)
+    assert all(c.get("id") != RESET_CELL_ID for c in nb.cells)
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]
+    assert nb.metadata["papermill"]["input_path"] == str(tpl)
+    # the same notebooks, one kernel per region: identical outputs but for the pid
+    fresh = render_reports(dataset_dir, out=tmp_path / "f", template=tpl, workers=1,
+                           progress=None, validate=False, reuse_kernels=False)
+    pids = {_pid_and_warning(fresh.folder / f"{r}.ipynb")[0] for r in ("guangxi", "shanxi")}
+    assert len(pids) == 2
+    def strip(html: str, folder: Path) -> str:
+        return re.sub(r"pid \d+", "pid N", html.replace(folder.name, "RUN"))
+
+    for r in ("guangxi", "shanxi"):
+        a = (run.folder / f"{r}.html").read_text(encoding="utf-8")
+        b = (fresh.folder / f"{r}.html").read_text(encoding="utf-8")
+        assert strip(a, run.folder) == strip(b, fresh.folder)
+
+
+@pytest.mark.notebooks
+def test_after_a_failed_region_the_worker_gets_a_new_kernel(dataset_dir, tmp_path):
+    from promo_analysis.report import render_reports
+
+    tpl = _state_template(tmp_path / "t.ipynb", fail="guangxi")
+    run = render_reports(dataset_dir, out=tmp_path / "r", template=tpl, workers=1,
+                         progress=None, validate=False)
+    assert run.regions["guangxi"].status == "failed" and run.regions["shanxi"].status == "ok"
+    failed = run.folder / "guangxi.failed.ipynb"
+    assert "deliberate failure" in run.regions["guangxi"].error
+    assert _pid_and_warning(failed)[0] != _pid_and_warning(run.folder / "shanxi.ipynb")[0]
