@@ -65,9 +65,12 @@ def test_pieces_keep_regions_with_overlapping_ids_together():
             {"r4": ["z1", "z2"], "r1": ["a", "d", "k"], "r2": ["b", "c"], "r3": ["m", "n"]}
         )
     )
-    assert mod._pieces(ds, 1) == [["r1", "r2"], ["r3"], ["r4"]]
-    assert mod._pieces(ds, 7) == [["r1", "r2", "r3"], ["r4"]]
-    assert mod._pieces(ds, 100) == [["r1", "r2", "r3", "r4"]]
+    def pieces(n):
+        return [(p.regions, p.lo, p.hi) for p in mod._pieces(ds, n)]
+
+    assert pieces(1) == [(["r1", "r2"], "a", "k"), (["r3"], "m", "n"), (["r4"], "z1", "z2")]
+    assert pieces(7) == [(["r1", "r2", "r3"], "a", "n"), (["r4"], "z1", "z2")]
+    assert pieces(100) == [(["r1", "r2", "r3", "r4"], "a", "z2")]
 
 
 @pytest.mark.parametrize("coupons", [True, False])

@@ -31,6 +31,7 @@ identical on every engine).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,21 +158,30 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
     return frames[0], counts
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """Whole regions whose customer ids all lie in ``[lo, hi]``, and no other region's do."""
+
+    regions: list[Any]
+    lo: Any
+    hi: Any
+
+
 def _prospect_frames(
     ds: Any,
-    pieces: list[list[Any] | None],
+    pieces: list[_Piece] | list[None],
     counts: dict[str, int],
     build: Callable[[pd.DataFrame], Any],
     low_memory: bool = False,
 ) -> Iterator[Any]:
-    """The engine part, one frame per piece (``None``: all customers; else a list of regions),
-    yielded as ``build(frame)``: ``build`` holds the only reference to the frame and can free
-    it while it builds its output.
+    """The engine part, one frame per piece (``[None]``: all customers at once), yielded as
+    ``build(frame)``: ``build`` holds the only reference to the frame and can free it while it
+    builds its output.
 
     The history and, with several pieces, each customer's first eligible coupon are computed
-    once for all pieces; ``counts`` receives the exclusion counts (summed over the pieces).
-    ``low_memory`` ranks coupons with a window instead of DuckDB's ``arg_min`` (see
-    :func:`_prospect_base`).
+    once, into temporary tables sorted by customer id, of which each piece reads its id range;
+    ``counts`` receives the exclusion counts (summed over the pieces). ``low_memory`` ranks
+    coupons with a window instead of DuckDB's ``arg_min`` (see :func:`_first_coupons`).
     """
     c = ds.table("customers")
     s = ds.table("shipments")
@@ -192,23 +202,44 @@ def _prospect_frames(
     )
     hist = shipment_history(s).select(
         "customer_id", "first_sent_at", "first_revenue", "first_list_price"
-    )
+    ).rename(_hid="customer_id")
+    sliced = pieces != [None]
     # the history is used twice (eligibility of coupons, the output): computed once
-    with materialized(hist.rename(_hid="customer_id")) as hist:
-        base, el, coupon_cols = _prospect_base(ds, c, hist, counts, low_memory)
-        if el is None or len(pieces) == 1:
-            for piece in pieces:
-                yield build(_prospect_piece(ds, base, el, coupon_cols, piece, counts))
+    with materialized(hist.order_by("_hid") if sliced else hist) as hist:
+        ids = _participants(ds, c, counts)
+        base = _customer_base(c, hist, ids)
+        el, coupon_cols = _first_coupons(ds, base, counts, low_memory)
+        if not sliced:
+            yield build(_prospect_piece(base, el, coupon_cols, counts))
             return
         # the first eligible coupon per customer reads every coupon: once, not per piece
-        with materialized(el) as el:
+        sorted_el = materialized(el.order_by("_kcid")) if el is not None else nullcontext()
+        with sorted_el as el_all:
             for piece in pieces:
-                yield build(_prospect_piece(ds, base, el, coupon_cols, piece, counts))
+                # a piece's customers are one id range: the sorted temporary tables are read
+                # only where they hold it (zone maps), not whole for every piece
+                lo, hi = piece.lo, piece.hi
+                cp = c.filter(c.region_id.isin(piece.regions) & c.customer_id.between(lo, hi))
+                hp = hist.filter(hist._hid.between(lo, hi))
+                ep = None if el is None else el_all.filter(el_all._kcid.between(lo, hi))
+                yield build(_prospect_piece(_customer_base(cp, hp, ids), ep, coupon_cols, counts))
 
 
-def _prospect_base(
-    ds: Any, c: Any, hist: Any, counts: dict[str, int], low_memory: bool = False
-) -> tuple[Any, Any, list[str]]:
+def _participants(ds: Any, c: Any, counts: dict[str, int]) -> Any:
+    """Ids of experiment participants (left out: :func:`experiment_table` is theirs)."""
+    if not ds.has("assignments"):
+        counts["experiment_participants"] = 0
+        return None
+    a = ds.table("assignments")
+    _require(a, "assignments", ["customer_id"])
+    ids = a.select(_aid=a.customer_id).distinct()
+    counts["experiment_participants"] = int(
+        c.semi_join(ids, c.customer_id == ids._aid).count().to_pandas()
+    )
+    return ids
+
+
+def _customer_base(c: Any, hist: Any, ids: Any) -> Any:
     cust = c.mutate(_known=_as_day(c.known_since))
     base = cust.left_join(hist, cust.customer_id == hist._hid).select(
         *[cust[col] for col in cust.columns],
@@ -216,22 +247,18 @@ def _prospect_base(
         hist.first_revenue,
         hist.first_list_price.name("_first_list_price"),
     )
-
-    if ds.has("assignments"):
-        a = ds.table("assignments")
-        _require(a, "assignments", ["customer_id"])
-        ids = a.select(_aid=a.customer_id).distinct()
-        counts["experiment_participants"] = int(
-            c.semi_join(ids, c.customer_id == ids._aid).count().to_pandas()
-        )
+    if ids is not None:
         base = base.anti_join(ids, base.customer_id == ids._aid)
-    else:
-        counts["experiment_participants"] = 0
+    return base
 
+
+def _first_coupons(
+    ds: Any, base: Any, counts: dict[str, int], low_memory: bool = False
+) -> tuple[Any, list[str]]:
     if not ds.has("coupons"):
         counts["anonymous_coupons"] = 0
         counts["coupons_to_non_prospects"] = 0
-        return base, None, []
+        return None, []
     k = ds.table("coupons")
     _require(k, "coupons", ["coupon_id", "customer_id", "issued_at", "threshold", "face_value"])
     counts["anonymous_coupons"] = int(k.filter(k.customer_id.isnull()).count().to_pandas())
@@ -280,15 +307,12 @@ def _prospect_base(
         el = bad.left_join(first, bad._kcid == first._fid).select(
             bad._kcid, bad._n_not_eligible, *[first[k] for k in coupon]
         )
-    return base, el, list(coupon)
+    return el, list(coupon)
 
 
 def _prospect_piece(
-    ds: Any, base: Any, el: Any, coupon_cols: list[str], piece: list[Any] | None,
-    counts: dict[str, int],
+    base: Any, el: Any, coupon_cols: list[str], counts: dict[str, int]
 ) -> pd.DataFrame:
-    if piece is not None:
-        base = base.filter(base.region_id.isin(piece))
     if el is not None:
         base = base.left_join(el, base.customer_id == el._kcid).select(
             *[base[col] for col in base.columns],
@@ -310,7 +334,7 @@ def _prospect_piece(
     return frame.drop(columns="_n_not_eligible")
 
 
-def _pieces(ds: Any, max_customers: int) -> list[list[Any] | None]:
+def _pieces(ds: Any, max_customers: int) -> list[_Piece] | list[None]:
     """Groups of regions to build one after the other, in ``customer_id`` order.
 
     The control draw consumes one seeded stream over all candidates in ``customer_id`` order,
@@ -329,21 +353,21 @@ def _pieces(ds: Any, max_customers: int) -> list[list[Any] | None]:
         return [None]
     # strings compare by code point in Python, as by UTF-8 bytes in the engine and Arrow
     ranges = ranges.sort_values("_lo", kind="stable")
-    groups: list[tuple[list[Any], Any, int]] = []
+    groups: list[tuple[list[Any], Any, Any, int]] = []
     for region, lo, hi, n in ranges[["region_id", "_lo", "_hi", "_n"]].itertuples(index=False):
-        if groups and lo <= groups[-1][1]:
-            regions, top, size = groups[-1]
-            groups[-1] = (regions + [region], max(top, hi), size + int(n))
+        if groups and lo <= groups[-1][2]:
+            regions, low, top, size = groups[-1]
+            groups[-1] = (regions + [region], low, max(top, hi), size + int(n))
         else:
-            groups.append(([region], hi, int(n)))
-    pieces: list[list[Any]] = []
+            groups.append(([region], lo, hi, int(n)))
+    pieces: list[_Piece] = []
     size = 0
-    for regions, _, n in groups:
+    for regions, lo, hi, n in groups:
         if pieces and size + n <= max_customers:
-            pieces[-1].extend(regions)
+            pieces[-1] = _Piece(pieces[-1].regions + regions, pieces[-1].lo, hi)
             size += n
         else:
-            pieces.append(list(regions))
+            pieces.append(_Piece(list(regions), lo, hi))
             size = n
     return pieces
 
