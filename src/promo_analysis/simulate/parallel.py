@@ -26,9 +26,11 @@ _MIN_SHIPMENTS_PER_WORKER = 300_000
 #: shipments (2021-2022) per yuan of a region's 2022 revenue target, roughly (for the heuristic)
 SHIPMENTS_PER_YUAN = 0.11
 #: expected shipments (the :func:`~promo_analysis.simulate._sizes` estimate) the running workers
-#: may generate at once: a worker peaks at ~0.8 GB per million shipments of its region
-#: (benchmarks/bench_simulate.py: zhejiang alone, 3.66 M shipments, 2.81 GB PSS), so two big
-#: regions together (Guangdong ~4.4 M and Jiangsu ~3.2 M at 50 M national) would need ~6 GB; a
+#: may generate at once: a worker peaks at ~0.6 GiB per million shipments of its region
+#: (session 4, tables written as they are built; benchmarks/bench_simulate.py at the 50 M
+#: national scale: guangdong alone, 4.36 M shipments, 2.65 GiB PSS, was 3.35 GiB; session 3:
+#: zhejiang alone, 3.66 M shipments, 2.81 GB PSS), so two big regions together (Guangdong
+#: ~4.4 M and Jiangsu ~3.2 M at 50 M national) would still need ~4.5 GiB; a
 #: region that would push the running total above this waits (unless nothing else runs). The
 #: estimate runs high where prices are calibrated up (beijing, zhejiang: ~0.77 x the real
 #: count). 6 M keeps zhejiang out of beijing's company in the 10 M benchmark (6.51 M estimated):
