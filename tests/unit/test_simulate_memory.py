@@ -79,6 +79,13 @@ def test_spooled_slices_equal_the_spooled_whole_table(tmp_path, monkeypatch):
         assert whole.get_batch(i).equals(sliced.get_batch(i))
 
 
+def test_no_rows_write_no_part_files(tmp_path):
+    cols = {k: v if np.ndim(v) == 0 else v[:0] for k, v in _shipment_columns(10).items()}
+    schema, n = _write_parts(tmp_path, "shipments", _slices(cols), "guangxi")
+    assert n == 0 and not any(tmp_path.iterdir())
+    assert schema.names == list(cols)
+
+
 def test_month_slices_must_be_in_time_order(tmp_path):
     cols = _shipment_columns(100)
     cols["sent_at"] = cols["sent_at"][::-1]

@@ -125,11 +125,12 @@ def _write_month_slices(folder: Path, table: str, slices: TableSlices,
     each part file is one slice, built when it is written. The other partition keys must
     be constant within a month (shipments: the region)."""
     _, keys = PARTITIONS[table]
+    if not slices.num_rows:
+        return slices.rows(0, 0).schema, 0
     month = _months(slices.stamp)
     if np.any(month[1:] < month[:-1]):
         raise ValueError(f"{table}: rows are not in time order")
-    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]]) if month.size else []
-    schema = None
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
     for lo, hi in zip(starts, np.r_[starts[1:], month.size], strict=True):
         arrow = slices.rows(int(lo), int(hi))
         schema = arrow.schema
@@ -146,8 +147,6 @@ def _write_month_slices(folder: Path, table: str, slices: TableSlices,
         rows = arrow.drop_columns([k for k in keys if k in arrow.column_names])
         pq.write_table(rows, sub / f"part-{region}.parquet", row_group_size=1 << 20)
         del arrow, rows
-    if schema is None:
-        schema = slices.rows(0, 0).schema
     return schema, len(starts)
 
 
