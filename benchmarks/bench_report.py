@@ -20,8 +20,11 @@ count) to the same CSV, e.g.::
     .venv/bin/python benchmarks/bench_report.py --size 1e7 --regions guangdong --workers 1
     .venv/bin/python benchmarks/bench_report.py --size 1e6 --regions all --workers 2
 
-``cpu_validate`` is the dataset validation's share of ``cpu_self`` (run once per call, timed
-separately in the same process), so ``cpu_self - cpu_validate`` is the per-region inputs work.
+``cpu_validate`` is the dataset validation (run once per call, timed separately in the same
+process before ``render_reports``, which is given the report: ``validation=``), so
+``cpu_self`` is the per-region work of the main process (inputs, HTML export, index) and
+``cpu_kernels`` that of the notebook kernels. ``--fresh-kernels`` starts a kernel per region
+(``reuse_kernels=False``, the behaviour before session 4) for a same-run comparison.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def _write(rows: list[dict], append: bool) -> Path:
     return target
 
 
-def scale_run(data: Path, regions: str, workers: int, label: str = "") -> dict:
+def scale_run(data: Path, regions: str, workers: int, label: str = "",
+              reuse_kernels: bool = True) -> dict:
     """One ``render_reports`` call on ``data``; CPU of this process and of the kernels."""
     import datetime as dt
 
@@ -88,14 +92,17 @@ def scale_run(data: Path, regions: str, workers: int, label: str = "") -> dict:
     wanted = None if regions == "all" else [r for r in regions.split(",") if r]
     load0 = os.getloadavg()[0]
     c0 = _cpu()
-    validate(ds, strict=False)
+    report = validate(ds, strict=False)
     cpu_validate = _cpu()[0] - c0[0]
     with tempfile.TemporaryDirectory(prefix="bench-report-") as out:
         c1 = _cpu()
         t0 = time.perf_counter()
-        summary = render_reports(ds, regions=wanted, out=out, workers=workers, progress=None)
+        summary = render_reports(ds, regions=wanted, out=out, workers=workers, progress=None,
+                                 validation=report, reuse_kernels=reuse_kernels)
         seconds = time.perf_counter() - t0
         c2 = _cpu()
+        peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        peak_kernel = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
     return {
         "run": f"{data.name}: {len(summary.regions)} region(s), {workers} worker(s)"
         + (f" [{label}]" if label else ""),
@@ -112,6 +119,11 @@ def scale_run(data: Path, regions: str, workers: int, label: str = "") -> dict:
         "data": str(data),
         "shipments": shipments,
         "cpu_validate": round(cpu_validate, 2),
+        "validation_given": True,
+        "reuse_kernels": reuse_kernels,
+        # ru_maxrss: the largest single process, GB (1e9 bytes); not the tree's summed RSS
+        "peak_gb_main": round(peak_self, 2),
+        "peak_gb_largest_kernel": round(peak_kernel, 2),
         "run_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -125,10 +137,13 @@ def main() -> None:
                         help="scale mode: comma-separated region ids, or 'all'")
     parser.add_argument("--workers", type=int, default=2, help="scale mode: kernels at a time")
     parser.add_argument("--label", default="", help="scale mode: a note for the row's run name")
+    parser.add_argument("--fresh-kernels", action="store_true",
+                        help="scale mode: a new kernel per region (reuse_kernels=False)")
     args = parser.parse_args()
     if args.size or args.regions:
         data = args.data or HERE / ".cache" / f"sim-{int(float(args.size or 1e6))}-seed0"
-        row = scale_run(data, args.regions or "all", args.workers, args.label)
+        row = scale_run(data, args.regions or "all", args.workers, args.label,
+                        reuse_kernels=not args.fresh_kernels)
         print(row, flush=True)
         print(f"appended to {_write([row], append=True)}")
         return

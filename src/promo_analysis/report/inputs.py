@@ -277,10 +277,13 @@ def _region_frames(ds: Any, region: str, period: Period, compare: Period | None,
     frames["customers"] = customers.loc[keep].reset_index(drop=True)
     del customers, acquired, keep
     first_use = features.first_use_table(ds)
-    fu_attrs = dict(first_use.attrs)
-    frames["first_use"] = first_use[first_use["region_id"] == region].reset_index(drop=True)
-    frames["first_use"].attrs = fu_attrs
-    del first_use
+    in_region = first_use["region_id"] == region
+    if not in_region.all():  # else (a region view) no copy: millions of rows at national scale
+        fu_attrs = dict(first_use.attrs)
+        first_use = first_use.loc[in_region].reset_index(drop=True)
+        first_use.attrs = fu_attrs
+    frames["first_use"] = first_use
+    del first_use, in_region
     if ds.has("assignments"):
         experiments = _experiments(ds)
         if not experiments.empty:  # no frame: none of the region's customers took part
