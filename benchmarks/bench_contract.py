@@ -1,4 +1,4 @@
-"""Benchmark: load + validate + quarantine at 1 M and 5 M shipments.
+"""Benchmark: load + validate + quarantine at 1 M and 5 M shipments; validate on a dataset.
 
 Builds a synthetic dataset folder (Parquet, written by DuckDB; 1 customer per 4 shipments, a
 coupon on every 5th shipment, 0.1 % of shipments with a broken revenue) and times, each in a
@@ -12,7 +12,21 @@ The point: validation runs in the engine, so memory stays far below the size of 
 pandas (about 12 columns x 8 bytes x rows for shipments alone).
 
 Run:  .venv/bin/python benchmarks/bench_contract.py [--sizes 1000000 5000000]
-Writes benchmarks/results/contract.csv.
+
+**Dataset mode** (``--data PATH``, e.g. the cached simulated 10 M / 50 M datasets of
+``benchmarks/.cache/sim-<n>-seed0``): ``validate`` of that dataset in a fresh subprocess --
+wall and CPU seconds (all threads), peak RSS (``ru_maxrss`` of the subprocess: DuckDB runs in
+its threads) and the 1-minute load average before and after -- next to a reference measured
+in the same run, also in its own subprocess: ``ref_sql_first`` = hand-written DuckDB SQL
+``SELECT customer_id, min(sent_at) FROM shipments GROUP BY 1`` on the Parquet files (one hash
+table over all senders; 6.9-8.9 s idle at 50 M). On a loaded machine compare the ratio
+``validate / ref_sql_first`` and the CPU seconds, not the wall seconds. ``--memory-limit``
+passes DuckDB's memory limit to ``load_dataset``; ``--partition-rows`` overrides
+``validation.PARTITION_ROWS`` (experiments). Target (issue 9): peak < 4 GB at 50 M.
+
+    .venv/bin/python benchmarks/bench_contract.py --data benchmarks/.cache/sim-50000000-seed0
+
+Both modes append their rows to benchmarks/results/contract.csv.
 """
 
 from __future__ import annotations
@@ -74,13 +88,28 @@ def build(folder: Path, n: int) -> None:
     (folder / "dataset.json").write_text(json.dumps({"name": f"bench-{n}"}))
 
 
-def step(kind: str, folder: str, out: str) -> dict:
-    from promo_analysis import load_dataset, validate
-    from promo_analysis.contract import quarantine
+REF_SQL_FIRST = "SELECT count(*) FROM (SELECT customer_id, min(sent_at) FROM shipments GROUP BY 1)"
 
+
+def step(kind: str, folder: str, out: str, memory_limit: str | None = None,
+         partition_rows: int | None = None) -> dict:
+    from promo_analysis import load_dataset, validate
+    from promo_analysis.contract import quarantine, validation
+
+    if partition_rows:
+        validation.PARTITION_ROWS = partition_rows
     t0, c0 = time.perf_counter(), time.process_time()
-    ds = load_dataset(folder)
     result: dict = {}
+    if kind == "ref_sql_first":
+        import _harness as h
+        import duckdb
+
+        con = duckdb.connect()
+        h.sql_views(con, Path(folder))
+        result["rows_out"] = int(con.execute(REF_SQL_FIRST).fetchone()[0])
+        ds = None
+    else:
+        ds = load_dataset(folder, memory_limit=memory_limit)
     if kind == "validate":
         report = validate(ds)
         result["rules_failing"] = len(report.issues)
@@ -95,18 +124,63 @@ def step(kind: str, folder: str, out: str) -> dict:
     return result
 
 
+def _subprocess_step(kind: str, folder: Path, out: Path, extra: list[str] = ()) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--step", kind, "--folder", str(folder), "--out", str(out),
+         *extra],
+        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if proc.returncode:
+        raise RuntimeError(f"step {kind} on {folder} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_dataset(folder: Path, memory_limit: str | None, partition_rows: int | None) -> None:
+    """``validate`` of the dataset at ``folder`` and the hand-SQL reference, appended to the
+    CSV."""
+    import _harness as h
+
+    n = h.count_shipments(folder)
+    extra = ["--memory-limit", memory_limit] if memory_limit else []
+    extra += ["--partition-rows", str(partition_rows)] if partition_rows else []
+    rows = []
+    for kind in ("ref_sql_first", "validate"):
+        load0 = os.getloadavg()[0]
+        res = _subprocess_step(kind, folder, folder, extra if kind == "validate" else [])
+        rows.append({
+            "shipments": n, "step": kind, "data": str(folder), **res,
+            "peak_rss_gb": round(res["peak_rss_mb"] * 1024 / 1e9, 2),
+            "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
+            "memory_limit": memory_limit or "", "partition_rows": partition_rows or "",
+        })
+        print("  ", rows[-1], flush=True)
+    ref, val = rows
+    val["ratio_to_ref_sql"] = round(val["seconds"] / ref["seconds"], 2)
+    val["cpu_ratio_to_ref_sql"] = round(val["cpu_seconds"] / ref["cpu_seconds"], 2)
+    val["target"] = "peak < 4 GB (1e9 bytes)"
+    val["met"] = val["peak_rss_gb"] < 4.0
+    h.append_rows(OUT, rows)
+    print(f"validate / hand SQL: {val['ratio_to_ref_sql']}x wall, "
+          f"{val['cpu_ratio_to_ref_sql']}x CPU; peak {val['peak_rss_gb']} GB; wrote {OUT}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--data", type=Path, help="validate this dataset folder instead")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit for validate, e.g. 3GB")
+    parser.add_argument("--partition-rows", type=int, help="override PARTITION_ROWS")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
-        print(json.dumps(step(args.step, args.folder, args.out)))
+        print(json.dumps(step(args.step, args.folder, args.out, args.memory_limit,
+                              args.partition_rows)))
         return
-
-    import pandas as pd
+    if args.data:
+        run_dataset(args.data.resolve(), args.memory_limit, args.partition_rows)
+        return
 
     rows = []
     work = Path(tempfile.mkdtemp(prefix="bench-contract-"))
@@ -120,19 +194,14 @@ def main() -> None:
             for kind in ("load", "validate", "quarantine"):
                 out = work / f"clean-{n}"
                 shutil.rmtree(out, ignore_errors=True)
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--step", kind, "--folder", str(folder),
-                     "--out", str(out)],
-                    capture_output=True, text=True, check=True,
-                    env={**os.environ, "PYTHONWARNINGS": "ignore"},
-                )
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
+                res = _subprocess_step(kind, folder, out)
                 rows.append({"shipments": n, "step": kind, "files_mb": round(size_mb, 1), **res})
                 print("  ", rows[-1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    OUT.parent.mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT, index=False)
+    import _harness as h
+
+    h.append_rows(OUT, rows)
     print(f"wrote {OUT}")
 
 

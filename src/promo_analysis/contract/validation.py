@@ -237,11 +237,19 @@ class _Group:
     size: int = 0
 
 
+def _hashed_rows(table: str, rule: Rule, rows: dict[str, int]) -> int:
+    # a foreign key hashes the referenced table's keys (``table`` only probes them); a
+    # count per key of ``table`` hashes ``table``'s keys
+    own = rows.get(table, 0) if {"key", "coupon_uses"} & set(rule.uses) else 0
+    return max([own] + [rows.get(ref_t, 0) for ref_t, _ in rule.ref_keys])
+
+
 def plan(table: str, rules: list[Rule], rows: dict[str, int]) -> list[_Group]:
     """How the rules of ``table`` are split into queries.
 
-    A rule's size is the most rows any of its hash tables may hold: those of ``table`` and
-    of the tables it references by key. Rules that can be partitioned (``partition_by``) are
+    A rule's size is the most rows any of its hash tables may hold: the referenced table's
+    for a foreign key (a small vocabulary such as ``regions`` costs nothing), ``table``'s
+    own for a count per key. Rules that can be partitioned (``partition_by``) are
     grouped by that column; the smallest groups share the query of the row-level rules as
     long as their sizes add up to at most :data:`PARTITION_ROWS` (one scan, as few queries
     as possible on small data); every other group gets queries of its own, in
@@ -255,8 +263,7 @@ def plan(table: str, rules: list[Rule], rows: dict[str, int]) -> list[_Group]:
             continue
         g = keyed.setdefault(r.partition_by, _Group(r.partition_by, []))
         g.rules.append(r)
-        sizes = [rows.get(table, 0)] + [rows.get(ref_t, 0) for ref_t, _ in r.ref_keys]
-        g.size = max(g.size, *sizes)
+        g.size = max(g.size, _hashed_rows(table, r, rows))
     groups = [base]
     budget = PARTITION_ROWS
     for g in sorted(keyed.values(), key=lambda g: g.size):
@@ -326,7 +333,7 @@ def validate(ds: Dataset, strict: bool = False) -> ValidationReport:
     for t in TABLE_ORDER:
         if not ds.has(t):
             continue
-        rules, skip = table_rules(t, check_table(ds.raw_table(t), t, tables), tables)
+        rules, skip = table_rules(t, check_table(ds.raw_table(t), t, tables), tables, sizes)
         skipped += skip
         rows[t] = sizes[t]
         checked[t] = len(rules)
