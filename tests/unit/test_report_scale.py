@@ -27,7 +27,7 @@ from promo_analysis.report.inputs import (
     region_dataset,
 )
 from promo_analysis.report.params import parse_period
-from promo_analysis.report.privacy import find_identifiers
+from promo_analysis.report.privacy import drop_identifiers, find_identifiers
 from promo_analysis.simulate import write_simulation
 
 pytestmark = pytest.mark.xdist_group("report")
@@ -108,6 +108,10 @@ def test_build_inputs_region_by_region(ds, tmp_path):
         # and the retention section's frame is the same as from the full customer table
         acquired = mine[mine["first_sent_at"] >= pd.Timestamp(PERIOD.start)]
         assert 0 < len(inp.customers) == len(acquired) < len(mine)
+        # every column of every written row as in the national customer table (the inputs
+        # compute it on a view narrowed to the cohort); Parquet stores seconds as ms
+        pd.testing.assert_frame_equal(inp.customers, drop_identifiers(acquired).reset_index(
+            drop=True), check_dtype=False, check_exact=False, rtol=1e-9)
         cols = ["days", "event", "acquired", "n_shipments", "n_coupon_shipments"]
         _same(retention_frame(inp.customers, PERIOD.start, end)[cols],
               retention_frame(mine.drop(columns="customer_id"), PERIOD.start, end)[cols])

@@ -254,6 +254,33 @@ def region_dataset(ds: Any, region: str) -> Any:
                    engine=getattr(ds, "engine", "duckdb"), path=getattr(ds, "path", None))
 
 
+def _acquired_from(ds: Any, start: Any) -> Any:
+    """``ds`` with ``customers`` and ``shipments`` narrowed to the senders whose first shipment
+    (in ``ds``) is on or after ``start``; nothing is computed.
+
+    A customer's row of ``features.customer_table`` depends on that customer's shipments only,
+    so on this view it gives the same rows for these customers, without the prospects and
+    earlier cohorts. Its ``attrs["exclusions"]`` then count only the narrowed shipments
+    without a customer (the data-quality section reports every such shipment from the
+    validation).
+    """
+    from promo_analysis.dataset import Dataset
+
+    # first shipments from the typed table (as customer_table computes them); the raw tables
+    # are narrowed by id, compared as text like the typed ids
+    t = ds.table("shipments")
+    first = t.group_by("customer_id").aggregate(_first=t.sent_at.min())
+    ids = first.filter(first._first >= pd.Timestamp(start)).select(
+        _cid=first.customer_id.cast("string"))
+    raw = {name: ds.raw_table(name) for name in ds.tables}
+    for name in ("customers", "shipments"):
+        r = raw[name]
+        key = r.customer_id if r.customer_id.type().is_string() else r.customer_id.cast("string")
+        raw[name] = r.semi_join(ids, key == ids._cid)
+    return Dataset(ds.con, raw, meta=getattr(ds, "meta", {}), truth=None,
+                   engine=getattr(ds, "engine", "duckdb"), path=getattr(ds, "path", None))
+
+
 def _region_frames(ds: Any, region: str, period: Period, compare: Period | None,
                    issues: pd.DataFrame, calendar: tuple) -> dict[str, pd.DataFrame]:
     """The input frames of one region, from ``ds`` already restricted to it."""
@@ -268,10 +295,11 @@ def _region_frames(ds: Any, region: str, period: Period, compare: Period | None,
     campaigns = _campaigns(ds, regions)
     if campaigns is not None:
         frames["campaigns"] = _split(campaigns, regions, national=True)[region]
-    customers = features.customer_table(ds)
+    customers = features.customer_table(_acquired_from(ds, period.start))
     # only the retention section reads it, and only customers acquired from the period start
     # on (``sections.retention_frame``): prospects who never sent and earlier cohorts -- most
-    # rows at national scale -- are not written, nor loaded by every kernel
+    # rows at national scale -- are not written, nor loaded by every kernel, nor (the view
+    # above) pulled into pandas; the filter below is the definition, the view only narrows
     acquired = pd.to_datetime(customers["first_sent_at"]) >= pd.Timestamp(period.start)
     keep = (customers["region_id"] == region) & acquired
     frames["customers"] = customers.loc[keep].reset_index(drop=True)
