@@ -25,7 +25,10 @@ coupon or not, and see whether they send a first parcel within ``window_days``.
 The engine (Ibis) does the table-scale work: per-customer shipment history, the first eligible
 coupon per customer, the joins, the exclusion of experiment participants. Only the one-row-per-
 prospect result comes to pandas, where the seeded pseudo-index-date draw happens (so the draw is
-identical on every engine).
+identical on every engine). At national scale that result does not fit in memory as pandas (35 M
+rows at 50 M shipments): ``first_use_table(ds, path=...)`` builds it a few whole regions at a
+time, in customer-id order, continuing one seeded draw, and writes it to Parquet -- the same rows,
+order and draws as the in-memory table.
 """
 
 from __future__ import annotations
