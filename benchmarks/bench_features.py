@@ -35,7 +35,10 @@ Methods:
 
 A method name may end in ``@<limit>`` (``ibis_customer_table_parquet@3GB``): DuckDB's
 ``memory_limit`` for the step (``load_dataset(..., memory_limit=...)``, ``SET memory_limit`` for
-the hand SQL); the pandas methods ignore it (cap them with ``prlimit --as=<bytes>``).
+the hand SQL); the pandas methods ignore it (cap them with ``prlimit --as=<bytes>``). The two
+Parquet methods of the engine take ``*<k>`` before it (``ibis_customer_table_parquet*4@3GB``,
+``sql_customer_table_copy*4``): ``customer_table(ds, path=..., buckets=k)`` and the hand SQL
+split the same way (one query per ``hash(customer_id) % k``).
 
 Run:  .venv/bin/python benchmarks/bench_features.py [--sizes 1e6,1e7,5e7] [--data PATH]
       [--methods ibis_customer_table,sql_customer_table]
@@ -199,6 +202,17 @@ def _sql_views(con, folder: Path) -> None:
     con.execute(f"CREATE VIEW coupons AS SELECT * FROM {src}")
 
 
+def _bucketed(query: str, buckets: int, i: int) -> str:
+    """``SQL_CUSTOMER_TABLE_COPY`` for the customers with ``hash(customer_id) % buckets = i``."""
+    cond = f"hash(customer_id) % {buckets} = {i}"
+    out = (query.replace("FROM shipments GROUP BY customer_id",
+                         f"FROM shipments WHERE {cond} GROUP BY customer_id")
+           .replace("FROM customers c LEFT JOIN",
+                    f"FROM (SELECT * FROM customers WHERE {cond}) c LEFT JOIN"))
+    assert out.count(cond) == 2, "SQL_CUSTOMER_TABLE_COPY changed: update _bucketed"
+    return out
+
+
 def _parquet_rows(path: Path) -> int:
     import pyarrow.dataset as pads
 
@@ -210,6 +224,8 @@ def step(method: str, folder: Path) -> dict:
     import tempfile
 
     name, _, limit = method.partition("@")
+    name, _, buckets = name.partition("*")
+    buckets = int(buckets or 1)
     tmp = tempfile.TemporaryDirectory(prefix="bench-features-")
     target = Path(tmp.name) / "customers.parquet"
     if name.startswith("sql"):
@@ -227,7 +243,13 @@ def step(method: str, folder: Path) -> dict:
         if name == "sql_customer_table_copy":
             con.execute("SET preserve_insertion_order = false")
             with h.Timer() as t:
-                con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
+                if buckets == 1:
+                    con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
+                else:
+                    target.mkdir()
+                    for i in range(buckets):
+                        con.execute(f"COPY ({_bucketed(query, buckets, i)}) TO "
+                                    f"'{target}/part-{i}.parquet' (FORMAT parquet)")
             rows = _parquet_rows(target)
         else:
             with h.Timer() as t:
@@ -250,7 +272,8 @@ def step(method: str, folder: Path) -> dict:
 
         fn = {"ibis_customer_table": customer_table, "ibis_first_use_table": first_use_table,
               "ibis_first_use_engine_part": lambda ds: _prospect_frame(ds)[0],
-              "ibis_customer_table_parquet": lambda ds: customer_table(ds, path=target)}
+              "ibis_customer_table_parquet":
+                  lambda ds: customer_table(ds, path=target, buckets=buckets)}
         with h.Timer() as t:
             out = fn[name](ds)
         rows = out.rows if name == "ibis_customer_table_parquet" else len(out)

@@ -303,9 +303,9 @@ def test_customer_without_id_is_a_key_error():
 
 
 # --------------------------------------------------------------------------- path=: to Parquet
-def _file_equals_frame(ds, tmp_path, name="ct.parquet"):
+def _file_equals_frame(ds, tmp_path, name="ct.parquet", buckets=1):
     frame = customer_table(ds)
-    out = customer_table(ds, path=tmp_path / name)
+    out = customer_table(ds, path=tmp_path / name, buckets=buckets)
     got = out.read()
     # the frame's customer columns come out of a full outer join: when orphans were joined in
     # and dropped again, integer columns are float64 and booleans objects; the file keeps the
@@ -323,8 +323,9 @@ def _file_equals_frame(ds, tmp_path, name="ct.parquet"):
     return out, frame
 
 
+@pytest.mark.parametrize("buckets", [1, 3])
 @pytest.mark.parametrize("portable", [False, True], ids=["duckdb", "window"])
-def test_parquet_output_equals_the_frame(tmp_path, monkeypatch, portable):
+def test_parquet_output_equals_the_frame(tmp_path, monkeypatch, portable, buckets):
     """Orphans, prospects, same-day ties, a date column: the engine-written file holds the
     frame's rows and values, on the streaming DuckDB query and on the portable one."""
     import pyarrow.parquet as pq
@@ -334,11 +335,14 @@ def test_parquet_output_equals_the_frame(tmp_path, monkeypatch, portable):
     if portable:
         monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
     frames = _random_frames()
-    out, frame = _file_equals_frame(make_dataset(frames), tmp_path)
+    out, frame = _file_equals_frame(make_dataset(frames), tmp_path, buckets=buckets)
+    if buckets > 1:  # a folder of parts, each non-empty here
+        parts = sorted(p.name for p in out.path.iterdir())
+        assert parts == [f"part-{i}.parquet" for i in range(buckets)]
     orphans = int(frames["shipments"].customer_id.ge("c080").sum())
     assert out.exclusions == {"shipments_without_customer": orphans} and orphans > 0
     assert (frame.n_shipments == 0).sum() > 0  # prospects are in the file too
-    schema = pq.read_schema(out.path)
+    schema = pq.read_schema(out.path / "part-0.parquet" if buckets > 1 else out.path)
     assert schema.names == list(frame.columns)
     assert str(schema.field("first_used_coupon").type) == "bool"
     assert str(schema.field("n_shipments").type) == "int64"
@@ -370,14 +374,15 @@ def test_parquet_output_keeps_the_connection_settings(tmp_path):
         ("null", r"one row per customer_id.*2 duplicate row.*customer_id=None appears 2 times"),
     ],
 )
-def test_parquet_output_checks_the_key_before_writing(tmp_path, dup, message):
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_parquet_output_checks_the_key_before_writing(tmp_path, dup, message, buckets):
     frames = tiny_frames()
     c = frames["customers"]
     extra = c.iloc[[1]] if dup == "repeat" else c.iloc[[0, 2]].assign(customer_id=None)
     frames["customers"] = pd.concat([c, extra])
     ds = make_dataset(frames)
     with pytest.raises(ValueError, match=message):
-        customer_table(ds, path=tmp_path / "ct.parquet")
+        customer_table(ds, path=tmp_path / "ct.parquet", buckets=buckets)
     assert not (tmp_path / "ct.parquet").exists()
     if dup == "repeat":  # the in-memory check says the same
         with pytest.raises(ValueError, match=message):
