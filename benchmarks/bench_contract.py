@@ -149,7 +149,7 @@ def run_dataset(folder: Path, memory_limit: str | None, partition_rows: int | No
         res = _subprocess_step(kind, folder, folder, extra if kind == "validate" else [])
         rows.append({
             "shipments": n, "step": kind, "data": str(folder), **res,
-            "peak_rss_gb": round(res["peak_rss_mb"] * 1024 / 1e9, 2),
+            "peak_rss_gb": round(res["peak_rss_mb"] * 2**20 / 1e9, 2),
             "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
             "memory_limit": memory_limit or "", "partition_rows": partition_rows or "",
         })
