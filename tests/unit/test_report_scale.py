@@ -119,6 +119,13 @@ def test_build_inputs_region_by_region(ds, tmp_path):
         # the first-use exclusion counts are the region's own
         assert inp.meta["frame_attrs"]["first_use"]["exclusions"]
         assert set(inp.first_use["region_id"]) == {r}
+        # no ids, but an anonymous person code with the same grouping as the ids (a person
+        # can be a control and later a recipient: the report clusters its SEs on it)
+        fu = features.first_use_table(region_dataset(ds, r))
+        assert "customer_id" not in inp.first_use.columns
+        assert len(inp.first_use) == len(fu)
+        codes = pd.factorize(fu["customer_id"])[0]
+        assert (inp.first_use["person"].to_numpy() == codes).all()
         small = load_inputs(paths[r], frames=("daily",))
         assert list(small.frames) == ["daily"]
         assert small.daily["date"].min() == data_calendar(ds)[0]
@@ -132,3 +139,33 @@ def test_find_identifiers_takes_an_arrow_array():
     assert find_identifiers(text, pa.chunked_array([ids[:2], ids[2:]])) == ["C000123",
                                                                              "C000124"]
     assert find_identifiers("nothing here", pa.array(ids)) == []
+
+
+def test_first_use_section_clusters_by_person(ds, tmp_path, monkeypatch):
+    """The report's AIPW clusters by the anonymous person code of the inputs: its CI equals
+    ``estimate_effect`` clustered by the customer ids on the region's first-use table."""
+    from promo_analysis import causal
+    from promo_analysis.report import sections
+
+    seen = []
+    real = causal.estimate_effect
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("cluster"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(causal, "estimate_effect", spy)
+    paths = build_inputs(ds, REGIONS[:1], PERIOD, COMPARE, tmp_path)
+    inp = load_inputs(paths[REGIONS[0]])
+    sec = sections.first_use(inp, lang="en", k=1)
+    assert seen and set(seen) == {"person"}
+    fu = features.first_use_table(region_dataset(ds, REGIONS[0]))
+    covs = [c for c in sections._FIRST_USE_COVARIATES if c in fu.columns and fu[c].nunique() > 1]
+    ref = real(fu, treatment="got_coupon", outcome="sent_within_window", covariates=covs,
+               method="aipw", estimand="att", cluster="customer_id")
+    mine = real(inp.first_use, treatment="got_coupon", outcome="sent_within_window",
+                covariates=covs, method="aipw", estimand="att", cluster="person")
+    assert mine.ci_low == pytest.approx(ref.ci_low, rel=1e-9)
+    assert mine.ci_high == pytest.approx(ref.ci_high, rel=1e-9)
+    assert sec is not None
+

@@ -310,6 +310,9 @@ def _region_frames(ds: Any, region: str, period: Period, compare: Period | None,
         fu_attrs = dict(first_use.attrs)
         first_use = first_use.loc[in_region].reset_index(drop=True)
         first_use.attrs = fu_attrs
+    # the ids are dropped before the kernel sees the table, but a person can be a control and
+    # later a recipient: an anonymous person code keeps the SEs clustered by person
+    first_use["person"] = pd.factorize(first_use["customer_id"])[0]
     frames["first_use"] = first_use
     del first_use, in_region
     if ds.has("assignments"):

@@ -511,7 +511,8 @@ def first_use(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Sectio
                         f"Fewer than {k} prospects with or without a coupon: suppressed.")
     covs = [c for c in _FIRST_USE_COVARIATES if c in fu.columns and fu[c].nunique() > 1]
     # a customer can be a not-yet-treated control and later a recipient: cluster the SEs
-    cluster = "customer_id" if "customer_id" in fu.columns else None
+    # (the inputs carry an anonymous ``person`` code for this, the ids being dropped)
+    cluster = next((c for c in ("customer_id", "person") if c in fu.columns), None)
     rows = []
     for method in ("naive", "aipw"):
         est = estimate_effect(fu, treatment="got_coupon", outcome="sent_within_window",
