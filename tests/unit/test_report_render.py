@@ -53,14 +53,18 @@ def inputs(dataset_dir, tmp_path_factory):
     return {r: load_inputs(p) for r, p in paths.items()}
 
 
-def _template(path: Path, fail: str | None = None) -> Path:
+_TEMPLATE_BODY = ("from promo_analysis.report.inputs import load_inputs\n"
+                  "inp = load_inputs(inputs)\n"
+                  "print(inp.meta['name_zh'], inp.meta['name_en'], '收入', "
+                  "round(inp.daily['revenue'].sum(), 2))")
+
+
+def _template(path: Path, fail: str | None = None, body: str = _TEMPLATE_BODY) -> Path:
+    """A minimal report template: the parameters cell, ``body``, and optionally a cell that
+    fails for the region ``fail``."""
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('region = "x"\ninputs = ""')
     params.metadata["tags"] = ["parameters"]
-    body = ("from promo_analysis.report.inputs import load_inputs\n"
-            "inp = load_inputs(inputs)\n"
-            "print(inp.meta['name_zh'], inp.meta['name_en'], '收入', "
-            "round(inp.daily['revenue'].sum(), 2))")
     cells = [params, nbformat.v4.new_code_cell(body)]
     if fail:
         cells.append(nbformat.v4.new_code_cell(
@@ -333,23 +337,12 @@ def test_a_given_validation_report_is_used_not_recomputed(dataset_dir, tmp_path,
 def _state_template(path: Path, fail: str | None = None) -> Path:
     """A template that fails when a previous region's variables are still defined, prints its
     kernel's pid and raises the same warning in every region."""
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('region = "x"\ninputs = ""')
-    params.metadata["tags"] = ["parameters"]
     body = ("import os\nimport warnings\n"
             "assert 'leftover' not in globals(), f'state of {leftover} leaked into ' + region\n"
             "print('pid', os.getpid())\n"
             "warnings.warn('the same warning in every region', UserWarning, stacklevel=1)\n"
             "leftover = region")
-    cells = [params, nbformat.v4.new_code_cell(body)]
-    if fail:
-        cells.append(nbformat.v4.new_code_cell(
-            f"if region == {fail!r}:\n    raise RuntimeError('deliberate failure')"))
-    nb.cells = cells
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, str(path))
-    return path
+    return _template(path, fail, body=body)
 
 
 def _pid_and_warning(nb_path: Path) -> tuple[str, bool]:
