@@ -44,15 +44,23 @@ class DatasetError(ValueError):
     """The input cannot be used as a dataset (unreadable file, ambiguous folder, bad encoding)."""
 
 
-def _connect(engine: str, memory_limit: str | None = None):
-    if memory_limit is not None and engine != "duckdb":
-        raise ValueError(
-            f"memory_limit applies to engine='duckdb' only (got engine={engine!r}); "
-            "set Spark's memory in its session configuration"
-        )
+def _connect(engine: str, memory_limit: str | None = None,
+             temp_directory: str | os.PathLike | None = None):
+    for name, value in (("memory_limit", memory_limit), ("temp_directory", temp_directory)):
+        if value is not None and engine != "duckdb":
+            raise ValueError(
+                f"{name} applies to engine='duckdb' only (got engine={engine!r}); "
+                "set Spark's memory and local directories in its session configuration"
+            )
     if engine == "duckdb":
-        # DuckDB's own default is 80 % of RAM; above the limit its hash tables spill to disk
-        return ibis.duckdb.connect(**({"memory_limit": memory_limit} if memory_limit else {}))
+        # DuckDB's own default is 80 % of RAM; above the limit its hash tables spill to disk,
+        # by default into ./.tmp of the working directory
+        config: dict[str, str] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if temp_directory is not None:
+            config["temp_directory"] = os.fspath(temp_directory)
+        return ibis.duckdb.connect(**config)
     if engine == "spark":
         try:
             import pyspark  # noqa: F401
@@ -141,6 +149,7 @@ class Dataset:
         truth: Any = None,
         engine: str = "duckdb",
         memory_limit: str | None = None,
+        temp_directory: str | os.PathLike | None = None,
     ) -> Dataset:
         """Build a dataset from pandas frames, one per table.
 
@@ -159,8 +168,10 @@ class Dataset:
         engine : {"duckdb", "spark"}
         memory_limit : str, optional
             DuckDB only: the engine's memory limit, e.g. ``"3GB"`` (see :func:`load_dataset`).
+        temp_directory : str or path, optional
+            DuckDB only: where it spills (see :func:`load_dataset`).
         """
-        con = _connect(engine, memory_limit)
+        con = _connect(engine, memory_limit, temp_directory)
         engine_names = _engine_names(engine, frames)
         raw = {}
         for name, frame in frames.items():
@@ -534,6 +545,7 @@ def load_dataset(
     engine: str = "duckdb",
     encoding: str = "utf-8",
     memory_limit: str | None = None,
+    temp_directory: str | os.PathLike | None = None,
 ) -> Dataset:
     """Open a dataset folder.
 
@@ -561,6 +573,10 @@ def load_dataset(
         RAM). Group-bys over more groups than fit (one per customer, say) spill to a temporary
         folder instead of growing; it bounds DuckDB's memory, not the pandas frames a feature
         returns.
+    temp_directory : str or path, optional
+        DuckDB only: the folder it spills to (DuckDB's default: ``.tmp`` in the working
+        directory). At national scale a capped query can write tens of GB there: point it at a
+        disk with room.
 
     Raises
     ------
@@ -619,7 +635,7 @@ def load_dataset(
             ) from err
         truth = GroundTruth.from_dict(json.loads(truth_file.read_text(encoding="utf-8")))
 
-    con = _connect(engine, memory_limit)
+    con = _connect(engine, memory_limit, temp_directory)
     tmp = None
     if any(f.suffix.lower() == ".csv" for f in files.values()) and not _is_utf8(encoding):
         tmp = tempfile.TemporaryDirectory(prefix="promo-analysis-csv-")

@@ -153,3 +153,22 @@ def test_spark_engine_missing_extra_is_a_clear_error():
 def test_unknown_engine():
     with pytest.raises(ValueError, match="unknown engine"):
         Dataset.from_frames(valid_frames(), engine="oracle")
+
+
+def test_temp_directory_reaches_the_duckdb_connection(tmp_path):
+    """``temp_directory=`` tells DuckDB where to spill (its default is ./.tmp of the working
+    directory); refused for Spark, whose local directories are set in its session."""
+    spill = tmp_path / "spill"
+    ds = Dataset.from_frames(valid_frames(), meta=VALID_META, temp_directory=spill)
+    setting = ds.con.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert setting == str(spill)
+    ds.save(tmp_path / "d")
+    loaded = load_dataset(tmp_path / "d", memory_limit="1GB", temp_directory=spill)
+    con = loaded.con.con
+    assert con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] == str(spill)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == "953.6 MiB"
+    default = load_dataset(tmp_path / "d").con.con.execute(
+        "SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert default != str(spill)
+    with pytest.raises(ValueError, match="temp_directory applies to engine='duckdb' only"):
+        load_dataset(tmp_path / "d", engine="spark", temp_directory=spill)
