@@ -31,6 +31,7 @@ import ibis
 import ibis.expr.types as ir
 
 from promo_analysis.contract.spec import CONTRACT, MISSING_TOKENS, _same_type, cast_column
+from promo_analysis.features.aggregates import bucket
 
 if TYPE_CHECKING:
     from promo_analysis.dataset import Dataset
@@ -247,15 +248,6 @@ def _coupon_attributes(coupons: ir.Table) -> ir.Table | None:
 #: ``key`` -> ``__n_key``; ``coupon_uses`` -> ``__coupon_uses``; ``coupon`` -> the redeemed
 #: coupon's ``__coupon_*`` attributes and ``__coupon_rows`` (shipments only)
 DERIVED = ("key", "coupon_uses", "coupon")
-
-
-def bucket(value: ir.Column, n: int) -> ir.IntegerValue:
-    """The hash partition (``0 .. n-1``) of ``value``: equal values share a partition.
-
-    Spark's ``hash`` is a signed 32-bit integer (DuckDB's is reinterpreted as signed 64-bit),
-    hence the sign-safe modulo.
-    """
-    return ((value.hash() % n) + n) % n
 
 
 def check_table(

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pandas as pd
 
-from promo_analysis.contract.rules import Rule, bucket, check_table, failing, table_rules
+from promo_analysis.contract.rules import Rule, check_table, failing, table_rules
 from promo_analysis.contract.spec import CONTRACT, REQUIRED_TABLES, TABLE_ORDER
+from promo_analysis.features.aggregates import bucket
 
 if TYPE_CHECKING:
     from promo_analysis.dataset import Dataset

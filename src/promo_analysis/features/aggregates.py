@@ -19,7 +19,10 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 
-__all__ = ["on_duckdb", "arg_min", "smallest", "bit_or", "scalar", "epoch_us", "materialized"]
+__all__ = [
+    "on_duckdb", "arg_min", "struct_min", "smallest", "bit_or", "scalar", "epoch_us", "bucket",
+    "materialized",
+]
 
 
 def on_duckdb(expr: Any) -> bool:
@@ -49,6 +52,14 @@ def arg_min(value: Any, key: Any, where: Any = None) -> Any:
         _value_key, name="arg_min", signature=((value.type(), key.type()), value.type())
     )
     return fn(value, key, where=where)
+
+
+def struct_min(value: Any) -> Any:
+    """DuckDB ``min`` of a struct column, compared field by field (Ibis has no ``min`` for
+    structs). Unlike ``arg_min`` of structs, whose states DuckDB cannot spill, it spills like
+    any group-by under a ``memory_limit``."""
+    fn = ibis.udf.agg.builtin(_value, name="min", signature=((value.type(),), value.type()))
+    return fn(value)
 
 
 def smallest(value: Any, n: int) -> Any:
@@ -87,6 +98,15 @@ def scalar(name: str, *args: Any, output: Any) -> Any:
         _ARITY[len(args)], name=name, signature=(tuple(a.type() for a in args), output)
     )
     return fn(*args)
+
+
+def bucket(value: Any, n: int) -> Any:
+    """The hash partition (``0 .. n-1``) of ``value``: equal values share a partition.
+
+    Spark's ``hash`` is a signed 32-bit integer (DuckDB's is reinterpreted as signed 64-bit),
+    hence the sign-safe modulo.
+    """
+    return ((value.hash() % n) + n) % n
 
 
 def epoch_us(ts: Any) -> Any:

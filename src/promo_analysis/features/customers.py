@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 import pandas as pd
 
-from .aggregates import on_duckdb, scalar, smallest
+from .aggregates import bucket, on_duckdb, smallest, struct_min
 from .frames import arrow_to_frame, to_frame
 
 __all__ = [
@@ -72,15 +71,6 @@ def _require(table: Any, name: str, columns: list[str]) -> None:
         )
 
 
-def _one(value: Any) -> None: ...  # the body of a builtin UDF is never called
-
-
-def _struct_min(value: Any) -> Any:
-    """DuckDB ``min`` of a struct column (field by field; Ibis has no ``min`` for structs)."""
-    fn = ibis.udf.agg.builtin(_one, name="min", signature=((value.type(),), value.type()))
-    return fn(value)
-
-
 def shipment_history(shipments: Any) -> Any:
     """Ibis expression: one row per ``customer_id`` of ``shipments`` with the history columns.
 
@@ -125,7 +115,7 @@ def shipment_history(shipments: Any) -> Any:
         )
         h = s.group_by("customer_id").aggregate(
             first_sent_at=s.sent_at.min(),
-            _first=_struct_min(first_row),
+            _first=struct_min(first_row),
             _two=smallest(s.sent_at, 2),
             **totals,
         )
@@ -246,12 +236,6 @@ def _check_unique_in_engine(parts: list[Any]) -> None:
     )
 
 
-def _bucket(ids: Any, buckets: int) -> Any:
-    """0 .. buckets-1 from the engine's hash of ``ids`` (same id, same bucket)."""
-    h = scalar("hash", ids, output=dt.int64)
-    return ((h % buckets) + buckets) % buckets
-
-
 @contextlib.contextmanager
 def _unordered_copy(expr: Any) -> Iterator[None]:
     """DuckDB keeps the row order of a ``COPY`` unless told not to, which buffers rows (GBs
@@ -301,8 +285,8 @@ def _write_customer_table(c: Any, s: Any, path: Path, buckets: int = 1) -> Custo
     else:
         pieces = [
             (
-                c.filter(_bucket(c.customer_id, buckets) == i),
-                s.filter(_bucket(s.customer_id, buckets) == i),
+                c.filter(bucket(c.customer_id, buckets) == i),
+                s.filter(bucket(s.customer_id, buckets) == i),
                 path / f"part-{i}.parquet",
             )
             for i in range(buckets)
