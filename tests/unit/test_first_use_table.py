@@ -424,9 +424,10 @@ def test_not_yet_treated_controls_are_unbiased_where_never_treated_are_not():
     assert d_never < -10 * se_never
 
 
-def test_duckdb_arg_min_path_equals_the_portable_path(tiny_ds, monkeypatch):
-    """On DuckDB the first eligible coupon comes from arg_min ... FILTER (WHERE eligible);
-    other engines rank with a window. Same table and the same exclusion counts."""
+def test_duckdb_struct_min_path_equals_the_portable_path(tiny_ds, monkeypatch):
+    """On DuckDB the first eligible coupon is the smallest (issued_at, coupon_id, ...) struct
+    ``FILTER (WHERE eligible)``; other engines rank with a window. Same table and the same
+    exclusion counts."""
     from promo_analysis.features import first_use as mod
 
     fast = first_use_table(tiny_ds, as_of=AS_OF)
@@ -456,3 +457,39 @@ def test_rows_are_ordered_by_customer_with_the_treated_row_first(controls):
     control = df[df["got_coupon"] == 0]
     assert control["design"].isna().all() and control["coupon_id"].isna().all()
     assert (df.loc[~both, "customer_id"].is_monotonic_increasing)
+
+
+@pytest.mark.parametrize("duckdb_path", [True, False])
+def test_first_coupon_ties_and_customers_without_an_eligible_coupon(monkeypatch, duckdb_path):
+    """Two coupons issued at the same instant: the smaller coupon id is the first (whatever
+    its design); a coupon issued before the person was known does not count, and a person
+    whose every coupon is ineligible has no treated row (NULL first coupon), on the DuckDB
+    struct-min path and the portable window path."""
+    from promo_analysis.features import first_use as mod
+
+    frames = tiny_frames()
+    extra = pd.DataFrame(
+        {
+            "coupon_id": ["k8", "k7", "k9", "k10"],
+            "customer_id": ["c", "c", "c", "f"],
+            "issued_at": pd.to_datetime(
+                ["2021-04-01 10:00", "2021-04-01 10:00", "2021-02-15", "2021-01-15 12:00"],
+                format="ISO8601",
+            ),
+            "expires_at": T("2022-12-31"),
+            "threshold": [12.0, 21.0, 8.0, 12.0],
+            "face_value": [3.0, 5.0, 2.0, 3.0],
+            "issue_channel": "wechat",
+            "campaign_id": pd.Series([None] * 4, dtype="string"),
+        }
+    )
+    frames["coupons"] = pd.concat([frames["coupons"], extra], ignore_index=True)
+    if not duckdb_path:
+        monkeypatch.setattr(mod, "on_duckdb", lambda expr: False)
+    df = first_use_table(make_dataset(frames), as_of=AS_OF, controls="never-treated")
+    treated = df[df["got_coupon"] == 1].set_index("customer_id")
+    assert treated.loc["c", "coupon_id"] == "k7" and treated.loc["c", "design"] == "21-5"
+    assert treated.loc["c", "index_date"] == T("2021-04-01")
+    assert "f" not in treated.index
+    # k9 (c, before known) and k10 (f, before known) join the two of tiny_frames
+    assert df.attrs["exclusions"]["coupons_to_non_prospects"] == 4

@@ -54,12 +54,13 @@ def arg_min(value: Any, key: Any, where: Any = None) -> Any:
     return fn(value, key, where=where)
 
 
-def struct_min(value: Any) -> Any:
+def struct_min(value: Any, where: Any = None) -> Any:
     """DuckDB ``min`` of a struct column, compared field by field (Ibis has no ``min`` for
     structs). Unlike ``arg_min`` of structs, whose states DuckDB cannot spill, it spills like
-    any group-by under a ``memory_limit``."""
+    any group-by under a ``memory_limit``. Rows where the boolean ``where`` is not true are
+    skipped (``FILTER (WHERE ...)``); NULL for a group without such rows."""
     fn = ibis.udf.agg.builtin(_value, name="min", signature=((value.type(),), value.type()))
-    return fn(value)
+    return fn(value, where=where)
 
 
 def smallest(value: Any, n: int) -> Any:

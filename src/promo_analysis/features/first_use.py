@@ -33,6 +33,8 @@ order and draws as the in-memory table.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from .aggregates import arg_min, materialized, on_duckdb
+from .aggregates import materialized, on_duckdb, struct_min
 from .customers import CUSTOMER_COLUMNS, _require, shipment_history
 from .frames import to_frame
 
@@ -55,12 +57,18 @@ __all__ = [
     "FIRST_USE_COLUMNS",
 ]
 
-#: Customers per piece when ``first_use_table`` writes to a file: whole regions (of disjoint
-#: customer-id ranges) are grouped up to about this many customers, so the pandas part of a
-#: piece stays near 1 GB at ~450 bytes per output row.
-PIECE_CUSTOMERS = 2_000_000
+#: Customers per piece when ``first_use_table`` writes to a file: customer-id ranges of at
+#: most about this many customers (a region larger than that is split), so the pandas part of a
+#: piece stays near 0.5 GB at ~450 bytes per output row.
+PIECE_CUSTOMERS = 1_000_000
 #: Rows converted to Arrow and written at a time (one Parquet row group each).
 WRITE_ROWS = 500_000
+#: DuckDB's memory cap while ``first_use_table(ds, path=...)`` runs, when the connection's own
+#: (DuckDB's default: 80 % of RAM) is higher: the file mode is for data whose table does not
+#: fit in memory, and its queries (the history, the first coupons, the sorted temporary
+#: tables) spill to DuckDB's ``temp_directory`` above it. Peak at 50 M shipments: see
+#: ``benchmarks/README.md`` (``bench_first_use.py``).
+FILE_MEMORY_LIMIT = "2GB"
 
 #: Columns of the first-use table, in order (extra customer columns follow them).
 FIRST_USE_COLUMNS = [
@@ -163,28 +171,36 @@ def _prospect_frame(ds: Any) -> tuple[pd.DataFrame, dict[str, int]]:
 
 @dataclass(frozen=True)
 class _Piece:
-    """Whole regions whose customer ids all lie in ``[lo, hi]``, and no other region's do."""
+    """The customers whose id lies in ``[lo, hi)`` (``None``: no bound on that side)."""
 
-    regions: list[Any]
     lo: Any
     hi: Any
+
+    def holds(self, col: Any) -> Any:
+        """Ibis condition: ``col`` (a customer-id column) is in the piece."""
+        cond = ibis.literal(True)
+        if self.lo is not None:
+            cond = cond & (col >= self.lo)
+        if self.hi is not None:
+            cond = cond & (col < self.hi)
+        return cond
 
 
 def _prospect_frames(
     ds: Any,
     pieces: list[_Piece] | list[None],
     counts: dict[str, int],
-    build: Callable[[pd.DataFrame], Any],
-    low_memory: bool = False,
+    build: Callable[[pd.DataFrame, pd.DataFrame | None], Any],
 ) -> Iterator[Any]:
     """The engine part, one frame per piece (``[None]``: all customers at once), yielded as
-    ``build(frame)``: ``build`` holds the only reference to the frame and can free it while it
-    builds its output.
+    ``build(frame, pool_counts)``: ``build`` holds the only reference to the frame and can free
+    it while it builds its output. ``pool_counts`` (None with one piece, whose frame holds
+    them) counts the treated index dates per region and day over ALL pieces: the control draw
+    of a piece needs its regions' whole pools (see :func:`_treated_pool_counts`).
 
     The history and, with several pieces, each customer's first eligible coupon are computed
     once, into temporary tables sorted by customer id, of which each piece reads its id range;
-    ``counts`` receives the exclusion counts (summed over the pieces). ``low_memory`` ranks
-    coupons with a window instead of DuckDB's ``arg_min`` (see :func:`_first_coupons`).
+    ``counts`` receives the exclusion counts (summed over the pieces).
     """
     c = ds.table("customers")
     s = ds.table("shipments")
@@ -211,21 +227,40 @@ def _prospect_frames(
     with materialized(hist.order_by("_hid") if sliced else hist) as hist:
         ids = _participants(ds, c, counts)
         base = _customer_base(c, hist, ids)
-        el, coupon_cols = _first_coupons(ds, base, counts, low_memory)
+        el, coupon_cols = _first_coupons(ds, base, counts)
         if not sliced:
-            yield build(_prospect_piece(base, el, coupon_cols, counts))
+            yield build(_prospect_piece(base, el, coupon_cols, counts), None)
             return
         # the first eligible coupon per customer reads every coupon: once, not per piece
         sorted_el = materialized(el.order_by("_kcid")) if el is not None else nullcontext()
         with sorted_el as el_all:
+            pool_counts = _treated_pool_counts(base, el_all)
             for piece in pieces:
                 # a piece's customers are one id range: the sorted temporary tables are read
                 # only where they hold it (zone maps), not whole for every piece
-                lo, hi = piece.lo, piece.hi
-                cp = c.filter(c.region_id.isin(piece.regions) & c.customer_id.between(lo, hi))
-                hp = hist.filter(hist._hid.between(lo, hi))
-                ep = None if el is None else el_all.filter(el_all._kcid.between(lo, hi))
-                yield build(_prospect_piece(_customer_base(cp, hp, ids), ep, coupon_cols, counts))
+                cp = c.filter(piece.holds(c.customer_id))
+                hp = hist.filter(piece.holds(hist._hid))
+                ep = None if el is None else el_all.filter(piece.holds(el_all._kcid))
+                frame = _prospect_piece(_customer_base(cp, hp, ids), ep, coupon_cols, counts)
+                yield build(frame, pool_counts)
+
+
+def _treated_pool_counts(base: Any, el: Any) -> pd.DataFrame:
+    """Engine side: customers (non-participants) whose first eligible coupon came on each day,
+    per region -- ``region_id, _issued, _n``, a few rows per region and day.
+
+    These are the treated index dates before the ``as_of`` cut, over every customer: with the
+    table built in id-range pieces, a region can span several pieces, and its controls draw
+    from its whole pool whichever piece they are in.
+    """
+    cols = ["region_id", "_issued", "_n"]
+    if el is None:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                             zip(cols, ["object", "datetime64[ns]", "int64"], strict=True)})
+    t = base.join(el, base.customer_id == el._kcid).filter(lambda t: t._issued.notnull())
+    out = t.group_by(["region_id", "_issued"]).aggregate(_n=t.count()).to_pandas()
+    out["_issued"] = pd.to_datetime(out["_issued"]).astype("datetime64[ns]")
+    return out[cols]
 
 
 def _participants(ds: Any, c: Any, counts: dict[str, int]) -> Any:
@@ -255,9 +290,7 @@ def _customer_base(c: Any, hist: Any, ids: Any) -> Any:
     return base
 
 
-def _first_coupons(
-    ds: Any, base: Any, counts: dict[str, int], low_memory: bool = False
-) -> tuple[Any, list[str]]:
+def _first_coupons(ds: Any, base: Any, counts: dict[str, int]) -> tuple[Any, list[str]]:
     if not ds.has("coupons"):
         counts["anonymous_coupons"] = 0
         counts["coupons_to_non_prospects"] = 0
@@ -289,13 +322,18 @@ def _first_coupons(
     # shipments again for the history): the first eligible coupon and the number of
     # coupons they got while not a prospect.
     n_bad = (~kb._eligible).cast("int64").sum()
-    # DuckDB's arg_min over structs is the faster of the two, but its states do not spill:
-    # under a 2 GB memory_limit it ran out of memory at 10 M shipments where the window
-    # (sorted, spilled to disk) finished; both give the same table (tests)
-    if on_duckdb(kb) and not low_memory:
-        key = ibis.struct({"issued": kb._issued_ts, "coupon_id": kb._coupon_id})
+    # On DuckDB: the smallest (issued_ts, coupon_id, ...) struct among the eligible coupons, a
+    # streaming group-by that spills under a memory_limit (arg_min of structs did not spill,
+    # and the window sorts every coupon). Struct order is field by field, so the first coupon
+    # is the one of the window's (issued_ts, coupon_id) order; coupon ids are unique, so the
+    # later fields never decide. Both spellings give the same table (tests, tests/spark).
+    if on_duckdb(kb):
+        first = ibis.struct(
+            {"_issued_ts": kb._issued_ts, "_coupon_id": kb._coupon_id,
+             "_issued": kb._issued, "_threshold": kb._threshold, "_face": kb._face}
+        )
         el = kb.group_by("_kcid").aggregate(
-            _c=arg_min(ibis.struct(coupon), key, where=kb._eligible), _n_not_eligible=n_bad
+            _c=struct_min(first, where=kb._eligible), _n_not_eligible=n_bad
         )
         el = el.select("_kcid", "_n_not_eligible", **{k: el._c[k] for k in coupon})
     else:
@@ -338,13 +376,16 @@ def _prospect_piece(
 
 
 def _pieces(ds: Any, max_customers: int) -> list[_Piece] | list[None]:
-    """Groups of regions to build one after the other, in ``customer_id`` order.
+    """Customer-id ranges to build one after the other, in id order, each of at most about
+    ``max_customers`` customers; together they hold every customer.
 
     The control draw consumes one seeded stream over all candidates in ``customer_id`` order,
-    and the treated-date pools are per region. Pieces made of whole regions, taken in id order,
-    whose id ranges do not overlap, therefore reproduce the one-piece table row for row (same
-    draws, same order): regions with overlapping id ranges stay in one piece; consecutive
-    groups are joined up to ``max_customers``.
+    from pools of treated dates known for every region before the first piece: consecutive id
+    ranges therefore reproduce the one-piece table row for row (same draws, same order),
+    wherever the ranges cut. Ranges follow the regions' id ranges (whole regions, grouped up to
+    ``max_customers``; regions whose id ranges overlap count as one); a larger region is cut at
+    every ``max_customers``-th of its ids (an engine sort of that region's ids only).
+    ``[None]`` (one piece) when a customer has no id or no region.
     """
     c = ds.table("customers")
     ranges = (
@@ -354,6 +395,8 @@ def _pieces(ds: Any, max_customers: int) -> list[_Piece] | list[None]:
     )
     if ranges.empty or ranges["region_id"].isna().any() or ranges["_lo"].isna().any():
         return [None]
+    if int(ranges["_n"].sum()) != int(c.customer_id.count().to_pandas()):
+        return [None]  # customers without an id: in no id range
     # strings compare by code point in Python, as by UTF-8 bytes in the engine and Arrow
     ranges = ranges.sort_values("_lo", kind="stable")
     groups: list[tuple[list[Any], Any, Any, int]] = []
@@ -363,16 +406,30 @@ def _pieces(ds: Any, max_customers: int) -> list[_Piece] | list[None]:
             groups[-1] = (regions + [region], low, max(top, hi), size + int(n))
         else:
             groups.append(([region], lo, hi, int(n)))
-    pieces: list[_Piece] = []
+    # (first id, customers) of consecutive id segments, big groups cut into several
+    segments: list[tuple[Any, int]] = []
+    for regions, lo, _hi, n in groups:
+        if n <= max_customers:
+            segments.append((lo, n))
+            continue
+        parts = -(-n // max_customers)
+        step = -(-n // parts)
+        g = c.filter(c.region_id.isin(regions)).select("customer_id")
+        g = g.mutate(_rank=ibis.row_number().over(order_by=g.customer_id))
+        cuts = g.filter(g._rank % step == 0).order_by("_rank").to_pandas()["customer_id"]
+        starts = list(cuts)
+        sizes = [step] * (len(starts) - 1) + [n - step * (len(starts) - 1)]
+        segments.extend(zip(starts, sizes, strict=True))
+    firsts: list[Any] = []
     size = 0
-    for regions, lo, hi, n in groups:
-        if pieces and size + n <= max_customers:
-            pieces[-1] = _Piece(pieces[-1].regions + regions, pieces[-1].lo, hi)
+    for lo, n in segments:
+        if firsts and size + n <= max_customers:
             size += n
         else:
-            pieces.append(_Piece(list(regions), lo, hi))
+            firsts.append(lo)
             size = n
-    return pieces
+    bounds = [None, *firsts[1:], None]
+    return [_Piece(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _draw_pseudo_index(
@@ -472,8 +529,8 @@ def first_use_table(
     }
     counts: dict[str, int] = {}
     if path is None:
-        def build(df: pd.DataFrame) -> pd.DataFrame:
-            return _first_use_rows(df, counts, window, end, rng, controls)
+        def build(df: pd.DataFrame, pool_counts: pd.DataFrame | None) -> pd.DataFrame:
+            return _first_use_rows(df, counts, window, end, rng, controls, pool_counts)
 
         (out,) = _prospect_frames(ds, [None], counts, build)
         out.attrs["exclusions"] = counts
@@ -489,10 +546,13 @@ def _first_use_rows(
     end: pd.Timestamp,
     rng: np.random.Generator,
     controls: str,
+    pool_counts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The pandas part, for the engine frame of whole regions: the draw and the assembly.
+    """The pandas part, for the engine frame of one id range: the draw and the assembly.
 
     Exclusion counts are added to ``totals``; ``rng`` continues the draw of earlier pieces.
+    ``pool_counts`` (``region_id, _issued, _n``: see :func:`_treated_pool_counts`) gives the
+    regions' treated index dates when ``df`` does not hold all of them (None: it does).
     """
     counts: dict[str, int] = {}
     df["first_sent_at"] = pd.to_datetime(df["first_sent_at"])
@@ -506,10 +566,17 @@ def _first_use_rows(
 
     # Pool of treated index dates per region (only those whose window fits: controls drawn
     # from it then fit too).
-    pools = {
-        region: np.sort(g.to_numpy(dtype="datetime64[ns]"))
-        for region, g in df.loc[keep_t].groupby("region_id")["_issued"]
-    }
+    if pool_counts is None:
+        pools = {
+            region: np.sort(g.to_numpy(dtype="datetime64[ns]"))
+            for region, g in df.loc[keep_t].groupby("region_id")["_issued"]
+        }
+    else:
+        pc = pool_counts.loc[pool_counts["_issued"] + window <= end]
+        pools = {
+            region: np.repeat(g["_issued"].to_numpy(dtype="datetime64[ns]"), g["_n"].to_numpy())
+            for region, g in pc.sort_values(["region_id", "_issued"]).groupby("region_id")
+        }
     # Customers first known through their first parcel (sent on the day they became known:
     # walk-ins, prior senders) were never prospects: counted, never control rows.
     known_day = df["_known"].dt.normalize()
@@ -666,28 +733,65 @@ def _write_first_use(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pieces = _pieces(ds, PIECE_CUSTOMERS)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     rows = 0
-    try:
-        def build(df: pd.DataFrame) -> pd.DataFrame:
-            return _first_use_rows(df, counts, window, end, rng, controls)
+    with _memory_cap(ds, FILE_MEMORY_LIMIT):
+        pieces = _pieces(ds, PIECE_CUSTOMERS)
+        try:
+            def build(df: pd.DataFrame, pool_counts: pd.DataFrame | None) -> pd.DataFrame:
+                return _first_use_rows(df, counts, window, end, rng, controls, pool_counts)
 
-        for out in _prospect_frames(ds, pieces, counts, build, low_memory=True):
-            if writer is None:
-                schema = _parquet_schema(out)
-                writer = pq.ParquetWriter(path, schema)
-            # in slices: an Arrow copy of a slice at a time, not of the whole piece
-            for start in range(0, len(out), WRITE_ROWS):
-                part = out.iloc[start : start + WRITE_ROWS]
-                writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
-            rows += len(out)
-            del out
-    finally:
-        if writer is not None:
-            writer.close()
+            for out in _prospect_frames(ds, pieces, counts, build):
+                if writer is None:
+                    schema = _parquet_schema(out)
+                    writer = pq.ParquetWriter(path, schema)
+                # in slices: an Arrow copy of a slice at a time, not of the whole piece
+                for start in range(0, len(out), WRITE_ROWS):
+                    part = pa.Table.from_pandas(
+                        out.iloc[start : start + WRITE_ROWS], schema=schema, preserve_index=False
+                    )
+                    writer.write_table(part)
+                    del part
+                rows += len(out)
+                del out
+        finally:
+            if writer is not None:
+                writer.close()
     return FirstUseFile(path=path, rows=rows, attrs={"exclusions": counts, **attrs})
+
+
+_UNITS = {"bytes": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _size_bytes(text: str) -> float:
+    """A DuckDB size setting (``"18.8 GiB"``, ``"2GB"``, ``"500 MB"``) in bytes."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _UNITS:
+        raise ValueError(f"cannot read the DuckDB size {text!r}")
+    return float(m.group(1)) * _UNITS[unit]
+
+
+@contextlib.contextmanager
+def _memory_cap(ds: Any, limit: str) -> Iterator[None]:
+    """DuckDB's ``memory_limit`` lowered to ``limit`` for the block if it is higher (a cap the
+    user set lower stays), then set back. Other engines: unchanged."""
+    t = ds.table("customers")
+    if not on_duckdb(t):
+        yield
+        return
+    raw = ibis.get_backend(t).con
+    current = raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    if _size_bytes(current) <= _size_bytes(limit):
+        yield
+        return
+    raw.execute(f"SET memory_limit = '{limit}'").fetchall()
+    try:
+        yield
+    finally:
+        raw.execute(f"SET memory_limit = '{current}'").fetchall()
 
 
 def experiment_table(
