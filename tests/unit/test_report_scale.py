@@ -95,9 +95,16 @@ def test_region_query_reads_only_its_partition(ds, folder):
         assert int(read[0]) == part_files[r] < sum(part_files.values())
 
 
-def test_build_inputs_region_by_region(ds, tmp_path):
+@pytest.mark.parametrize("piece_customers", [None, 150])
+def test_build_inputs_region_by_region(ds, tmp_path, monkeypatch, piece_customers):
+    from promo_analysis.features import first_use
     from promo_analysis.report.sections import retention_frame
 
+    if piece_customers is not None:
+        # regions above the piece size: their first-use table goes through the file mode
+        # (several pieces) and is copied without ids in Arrow
+        assert (ds.to_pandas("customers")["region_id"].value_counts() > piece_customers).all()
+        monkeypatch.setattr(first_use, "PIECE_CUSTOMERS", piece_customers)
     paths = build_inputs(ds, REGIONS, PERIOD, COMPARE, tmp_path)
     ct = features.customer_table(ds)
     end = pd.Timestamp("2023-01-01")
@@ -126,9 +133,54 @@ def test_build_inputs_region_by_region(ds, tmp_path):
         assert len(inp.first_use) == len(fu)
         codes = pd.factorize(fu["customer_id"])[0]
         assert (inp.first_use["person"].to_numpy() == codes).all()
+        # the table is written piece-wise and copied without ids in Arrow: the same frame,
+        # dtypes included, as the in-memory table without the identifier columns
+        # (Parquet stores datetimes in s as ms, so those are compared as ns)
+        want = drop_identifiers(fu).assign(person=codes)
+        want.attrs = {}
+        got = inp.first_use.copy()
+        for col in want.select_dtypes("datetime").columns:
+            want[col], got[col] = want[col].astype("M8[ns]"), got[col].astype("M8[ns]")
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
         small = load_inputs(paths[r], frames=("daily",))
         assert list(small.frames) == ["daily"]
         assert small.daily["date"].min() == data_calendar(ds)[0]
+
+
+def test_period_customers_counts_distinct_senders(ds):
+    """One pass over the shipments (senders per channel, then folded over channels) gives
+    pandas' distinct counts, with and without a coupon, per period and channel."""
+    s = ds.to_pandas("shipments")
+    s["year"] = s["sent_at"].dt.year
+    s = s[s["year"].isin([2021, 2022])]
+    s["period"] = s["year"].map({2022: "current", 2021: "previous"})
+    pc = _period_customers(ds, REGIONS, PERIOD, COMPARE).set_index(
+        ["region_id", "period", "channel"])
+    coupon = s[s["coupon_id"].notna()]
+    want = pd.concat([
+        s.groupby(["region_id", "period", "channel"])["customer_id"].nunique(),
+        s.groupby(["region_id", "period"])["customer_id"].nunique().to_frame().assign(
+            channel="all").set_index("channel", append=True)["customer_id"],
+    ])
+    want_coupon = pd.concat([
+        coupon.groupby(["region_id", "period", "channel"])["customer_id"].nunique(),
+        coupon.groupby(["region_id", "period"])["customer_id"].nunique().to_frame().assign(
+            channel="all").set_index("channel", append=True)["customer_id"],
+    ]).reindex(want.index, fill_value=0)
+    assert len(pc) == len(want) > 10
+    assert (pc.loc[want.index, "customers"] == want).all()
+    assert (pc.loc[want.index, "coupon_customers"] == want_coupon).all()
+    assert (pc["coupon_customers"] > 0).any()
+
+
+def test_largest_first_orders_by_shipments(ds):
+    from promo_analysis.report.render import _largest_first
+
+    n = ds.to_pandas("shipments")["region_id"].value_counts()
+    assert n.iloc[0] != n.iloc[1]
+    assert _largest_first(ds, list(reversed(n.index))) == list(n.index)
+    assert _largest_first(ds, ["tibet", n.index[-1], n.index[0]]) == [
+        n.index[0], n.index[-1], "tibet"]  # no shipments: last, in the order given
 
 
 def test_find_identifiers_takes_an_arrow_array():

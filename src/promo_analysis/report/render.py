@@ -54,7 +54,13 @@ from promo_analysis.report.params import (
 )
 from promo_analysis.report.privacy import DEFAULT_K, find_identifiers
 
-__all__ = ["render_reports", "RunSummary", "RegionStatus", "default_template"]
+__all__ = [
+    "render_reports",
+    "RunSummary",
+    "RegionStatus",
+    "default_template",
+    "release_free_memory",
+]
 
 #: seconds one notebook cell may run before its region is failed
 CELL_TIMEOUT = 900
@@ -192,7 +198,39 @@ _warnings.resetwarnings()
 _warnings.filters[:] = _filters
 del _filters, _plt, _warnings
 _gc.collect()
-del _gc"""
+del _gc
+from promo_analysis.report.render import release_free_memory as _release
+
+_release()
+del _release"""
+
+
+def release_free_memory() -> None:
+    """Give the memory this process freed back to the operating system.
+
+    glibc's ``malloc`` and Arrow's allocator keep freed pages for reuse, so after a big
+    region a process stays at its peak RSS while it builds (main process) or runs (kernel)
+    the next, smaller one -- and the kernels and the main process add up. Called after each
+    region's inputs in the main process and by the reset cell of a reused kernel; nothing
+    happens where there is no glibc (``malloc_trim`` is glibc's).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        trim = None
+    if trim is not None:
+        trim(0)
 
 
 class _Kernels:
@@ -389,6 +427,22 @@ def _wait_for_slot(futures: list[Any], workers: int) -> None:
         pending = [f for f in pending if not f.done()]
 
 
+def _largest_first(ds: Any, regions: list[str]) -> list[str]:
+    """``regions`` in the order their reports are built: most shipments first.
+
+    A region's inputs and notebook take time roughly in proportion to its shipments; with the
+    biggest regions last, one kernel renders the last big region while the other has nothing
+    left to do (longest processing time first). Ties and regions without shipments keep their
+    order; the manifest and the index keep the order of ``regions``.
+    """
+    s = ds.table("shipments")
+    if "region_id" not in s.columns or len(regions) < 2:
+        return list(regions)
+    counts = s.group_by("region_id").aggregate(n=s.count()).to_pandas()
+    n = dict(zip(counts["region_id"].astype(str), counts["n"], strict=True))
+    return sorted(regions, key=lambda r: -int(n.get(r, 0)))
+
+
 def _check_same_rows(ds: Any, validation: Any) -> None:
     """Refuse a validation report whose table row counts are not the dataset's."""
     rows = getattr(validation, "rows", None)
@@ -577,7 +631,7 @@ def render_reports(
     try:
         with ThreadPoolExecutor(max_workers=min(workers, total)) as pool:
             futures = []
-            for r in regions:
+            for r in _largest_first(ds, regions):
                 # at most ``workers`` regions wait for a kernel: bounds the memory held in ids
                 _wait_for_slot(futures, workers)
                 start = time.perf_counter()
@@ -590,6 +644,7 @@ def render_reports(
                     record(RegionStatus(r, "failed", time.perf_counter() - start,
                                         error="building the report inputs: " + _short_error(err)))
                     continue
+                release_free_memory()  # the region's frames, before the next is built
                 fut = pool.submit(job, r, ids, time.perf_counter() - start)
                 fut.add_done_callback(lambda f: record(f.result()))
                 futures.append(fut)
