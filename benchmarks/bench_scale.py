@@ -192,7 +192,8 @@ def _ref_pandas_daily(data: Path) -> int:
     import pandas as pd
 
     cols = ["customer_id", "region_id", "sent_at", "revenue", "discount", "coupon_id"]
-    s = pd.read_parquet(data / "shipments", columns=cols)
+    with pd.option_context("future.infer_string", True):  # as bench_features' pandas reference
+        s = pd.read_parquet(data / "shipments", columns=cols)
     s["region_id"] = s["region_id"].astype(str)  # a hive partition column comes categorical
     s["date"] = s["sent_at"].dt.normalize()
     s["_coupon"] = s["coupon_id"].notna()
