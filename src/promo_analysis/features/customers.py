@@ -194,6 +194,23 @@ class CustomerTableFile:
         return df
 
 
+def _customer_types_back(df: pd.DataFrame, schema: Any) -> pd.DataFrame:
+    """The customers' own integer and boolean columns as they are without orphans.
+
+    The full outer join gives the orphans' rows nulls in every customer column, so pandas
+    holds those columns as float64 / object; once the orphans are dropped, a column without
+    nulls goes back to ``int64`` / ``bool`` (what the engine, and the Parquet output, give).
+    """
+    for col, dtype in schema.items():
+        if col not in df.columns or df[col].isna().any():
+            continue
+        if dtype.is_integer() and df[col].dtype == "float64":
+            df[col] = df[col].astype("int64")
+        elif dtype.is_boolean() and df[col].dtype == object:
+            df[col] = df[col].astype(bool)
+    return df
+
+
 def _orphan_message(orphans: int) -> list[str]:
     return (
         [
@@ -417,6 +434,7 @@ def customer_table(
     df = df.drop(columns="_in_customers")
     if orphan.any():
         df = df.loc[~orphan].reset_index(drop=True)
+        df = _customer_types_back(df, c.schema())
     _check_unique(df["customer_id"])
     for col in ("n_shipments", "n_coupon_shipments", "n_full_price_shipments"):
         df[col] = df[col].fillna(0).astype("int64")
