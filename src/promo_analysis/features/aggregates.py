@@ -117,22 +117,25 @@ def epoch_us(ts: Any) -> Any:
 
 
 @contextlib.contextmanager
-def materialized(expr: Any) -> Iterator[Any]:
+def materialized(expr: Any, *more: Any) -> Iterator[Any]:
     """``expr`` computed once into a DuckDB temporary table for the ``with`` block.
 
     Ibis inlines a sub-expression used twice in one query as two subqueries, and DuckDB then
     computes it twice (e.g. the per-customer history: two scans of the shipments). On DuckDB the
     block gets a temporary table, dropped at the end (with DuckDB's own ``DROP``: Ibis 12's
     ``drop_table``/``cache`` emit SQL that DuckDB 2.0 rejects); on other engines ``expr``
-    itself.
+    itself. Expressions in ``more`` (same schema) are appended to the table one query each,
+    in order -- a result too big for one query built part by part; elsewhere the union of all.
     """
     if not on_duckdb(expr):
-        yield expr
+        yield ibis.union(expr, *more, distinct=False) if more else expr
         return
     con = ibis.get_backend(expr)
     name = f"_promo_tmp_{uuid.uuid4().hex[:12]}"
-    table = con.create_table(name, expr, temp=True)
     try:
+        table = con.create_table(name, expr, temp=True)
+        for part in more:
+            con.insert(name, part)
         yield table
     finally:
         con.con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
