@@ -24,6 +24,7 @@ from promo_analysis.report.inputs import (
     build_inputs,
     data_calendar,
     load_inputs,
+    open_inputs,
     region_dataset,
 )
 from promo_analysis.report.params import parse_period
@@ -142,6 +143,12 @@ def test_build_inputs_region_by_region(ds, tmp_path, monkeypatch, piece_customer
         for col in want.select_dtypes("datetime").columns:
             want[col], got[col] = want[col].astype("M8[ns]"), got[col].astype("M8[ns]")
         pd.testing.assert_frame_equal(got, want, check_exact=True)
+        # a notebook loads only the columns the sections read
+        narrow = open_inputs(paths[r])
+        assert list(narrow.first_use.columns) == [
+            "got_coupon", "sent_within_window", "segment", "wechat_contact",
+            "parcels_received", "tenure_days", "person"]
+        pd.testing.assert_frame_equal(narrow.first_use, inp.first_use[narrow.first_use.columns])
         small = load_inputs(paths[r], frames=("daily",))
         assert list(small.frames) == ["daily"]
         assert small.daily["date"].min() == data_calendar(ds)[0]

@@ -567,11 +567,17 @@ def _experiments(ds: Any) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_inputs(folder: str | Path, frames: tuple[str, ...] | None = None) -> RegionInputs:
+def load_inputs(
+    folder: str | Path,
+    frames: tuple[str, ...] | None = None,
+    columns: dict[str, tuple[str, ...]] | None = None,
+) -> RegionInputs:
     """Read a region's input folder written by :func:`build_region_inputs`.
 
     ``frames`` limits which frames are read (default: all of :data:`FRAMES`); the index page
     needs only the small daily and customer-count frames, not the per-customer ones.
+    ``columns`` limits the columns read of some frames (frame -> columns; those the file does
+    not have are skipped; the file's column order is kept).
     """
     folder = Path(folder)
     meta_path = folder / "meta.json"
@@ -581,8 +587,14 @@ def load_inputs(folder: str | Path, frames: tuple[str, ...] | None = None) -> Re
     out = {}
     for name in FRAMES if frames is None else frames:
         path = folder / f"{name}.parquet"
-        if path.exists():
-            out[name] = pd.read_parquet(path)
+        if not path.exists():
+            continue
+        cols = None
+        if columns and name in columns:
+            import pyarrow.parquet as pq
+
+            cols = [c for c in pq.read_schema(path).names if c in columns[name]]
+        out[name] = pd.read_parquet(path, columns=cols)
     return RegionInputs(region=meta["region"], meta=meta, frames=out, folder=folder)
 
 
@@ -599,10 +611,14 @@ def open_inputs(
 
     ``render_reports`` always passes ``inputs`` (the dataset was aggregated once for all
     regions). Opening the template by hand with only ``data`` set aggregates that one region
-    into a temporary folder, so the notebook also works on its own.
+    into a temporary folder, so the notebook also works on its own. Of the per-customer
+    frames only the columns the sections read are loaded
+    (``sections.INPUT_COLUMNS``; :func:`load_inputs` reads every column).
     """
+    from promo_analysis.report.sections import INPUT_COLUMNS
+
     if inputs:
-        inp = load_inputs(inputs)
+        inp = load_inputs(inputs, columns=INPUT_COLUMNS)
         if region is not None and inp.region != region:
             raise ValueError(
                 f"the inputs in {inputs} are for region {inp.region!r}, not {region!r}"
@@ -625,4 +641,4 @@ def open_inputs(
         extra_meta={"fingerprint": ds.fingerprint(), "run_id": "interactive",
                     "dataset_name": ds.meta.get("name", "")},
     )
-    return load_inputs(paths[region])
+    return load_inputs(paths[region], columns=INPUT_COLUMNS)

@@ -456,6 +456,15 @@ def campaign_effects(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) ->
 # --------------------------------------------------------------------------- first use
 _FIRST_USE_COVARIATES = ("segment", "wechat_contact", "parcels_received", "tenure_days")
 
+#: The columns of the per-customer input frames that the sections read: a report notebook
+#: loads only these (``open_inputs``). A big region's first-use table has millions of rows,
+#: and its other columns (dates, revenues, region and design strings) were most of a
+#: kernel's memory.
+INPUT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "first_use": ("got_coupon", "sent_within_window", *_FIRST_USE_COVARIATES, "customer_id",
+                  "person"),
+}
+
 
 def first_use(inp: RegionInputs, lang: str = "zh", k: int = DEFAULT_K) -> Section:
     """Effect of a coupon on sending a first parcel within 30 days.
