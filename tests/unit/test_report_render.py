@@ -271,33 +271,47 @@ def test_latest_is_a_symlink_or_a_file_with_the_run_id(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".latest")]
 
 
-def test_waiting_for_a_kernel_slot_blocks_instead_of_spinning(monkeypatch):
-    """With a finished future in the list, ``wait(FIRST_COMPLETED)`` on all of them returns at
-    once; the orchestrator must wait on the unfinished ones (the old loop spun a core)."""
+def test_dispatch_keeps_the_kernels_row_limit_and_does_not_spin():
+    """Built regions go to at most ``workers`` kernels and at most ``rows_limit`` first-use
+    rows at once; a region above the limit runs alone; a small one that fits runs beside a big
+    one instead of waiting behind it; waiting blocks (no CPU spent while the kernels run)."""
     import threading
-    from concurrent.futures import Future
+    import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from promo_analysis.report import render
 
-    done, slow_a, slow_b = Future(), Future(), Future()
-    done.set_result(None)
-    calls = []
-    real_wait = render.wait
+    rows = {"big": 900, "huge": 1500, "mid": 500, "small1": 50, "small2": 60, "small3": 70}
+    lock = threading.Lock()
+    running: dict[str, int] = {}
+    seen: list[tuple[str, dict[str, int]]] = []
+    done: list[render.RegionStatus] = []
 
-    def counting_wait(fs, **kw):
-        calls.append(len(fs))
-        return real_wait(fs, **kw)
+    def job(region, seconds):
+        with lock:
+            running[region] = rows[region]
+            seen.append((region, dict(running)))
+        time.sleep(seconds)
+        with lock:
+            del running[region]
+        return render.RegionStatus(region, "ok", seconds)
 
-    monkeypatch.setattr(render, "wait", counting_wait)
-    timer = threading.Timer(0.3, slow_a.set_result, args=(None,))
-    timer.start()
-    render._wait_for_slot([done, slow_a, slow_b], workers=1)
-    timer.join()
-    assert slow_a.done() and not slow_b.done()
-    # one blocking wait on the two unfinished futures, not thousands of immediate returns
-    assert calls == [2]
-    render._wait_for_slot([done, slow_a, slow_b], workers=1)  # one unfinished: no wait
-    assert calls == [2]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        d = render._Dispatch(pool, 2, 1000, job, done.append)
+        for region in ("big", "mid", "huge", "small1", "small2", "small3"):
+            d.add((region, 0.05 if region.startswith("small") else 0.25), rows[region])
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        d.join()
+        waited, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert sorted(s.region for s in done) == sorted(rows)
+    for region, together in seen:
+        assert len(together) <= 2
+        assert sum(together.values()) <= 1000 or together == {region: rows[region]}
+    starts = [r for r, _ in seen]
+    # "mid" does not fit beside "big": the small regions behind it run first
+    assert starts.index("small1") < starts.index("mid")
+    assert waited > 0.3 and cpu < 0.1 * waited
 
 
 @pytest.mark.notebooks

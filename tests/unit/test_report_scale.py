@@ -180,14 +180,16 @@ def test_period_customers_counts_distinct_senders(ds):
     assert (pc["coupon_customers"] > 0).any()
 
 
-def test_largest_first_orders_by_shipments(ds):
-    from promo_analysis.report.render import _largest_first
+def test_build_order_alternates_largest_and_smallest(ds):
+    from promo_analysis.report.render import _build_order
 
     n = ds.to_pandas("shipments")["region_id"].value_counts()
     assert n.iloc[0] != n.iloc[1]
-    assert _largest_first(ds, list(reversed(n.index))) == list(n.index)
-    assert _largest_first(ds, ["tibet", n.index[-1], n.index[0]]) == [
-        n.index[0], n.index[-1], "tibet"]  # no shipments: last, in the order given
+    big, small = n.index[0], n.index[-1]
+    # no shipments (tibet): the smallest
+    assert _build_order(ds, ["tibet", small, big]) == [big, "tibet", small]
+    assert _build_order(ds, [small, big, "tibet"]) == [big, "tibet", small]
+    assert _build_order(ds, [small, big]) == [small, big]  # two: as given
 
 
 def test_find_identifiers_takes_an_arrow_array():

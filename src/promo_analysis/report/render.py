@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,12 @@ __all__ = [
 
 #: seconds one notebook cell may run before its region is failed
 CELL_TIMEOUT = 900
+
+#: default of ``render_reports(kernel_rows=)``: first-use rows in the running notebooks
+#: together (the largest region of the 50 M national simulation has ~3 M)
+KERNEL_ROWS = 2_000_000
+
+_DEFAULT: Any = object()
 
 
 def default_template() -> Path:
@@ -414,33 +420,96 @@ def _render_one(
                             error=message)
 
 
-def _wait_for_slot(futures: list[Any], workers: int) -> None:
-    """Block until at most ``workers`` of ``futures`` are unfinished.
+class _Dispatch:
+    """Hands regions whose inputs are built to the kernel pool, in build order: at most
+    ``workers`` notebooks at once and, when ``rows_limit`` is set, at most that many first-use
+    rows in the kernels together (a region larger than the limit runs when no other does).
 
-    Waits on the unfinished futures only: ``wait(..., FIRST_COMPLETED)`` on a list that holds
-    a finished future returns at once, so waiting on all of them spun a core for as long as
-    the kernels ran (the main thread's CPU was taken from the kernels).
+    A kernel's memory grows with its region's first-use table (the AIPW fit: ~1 GB per
+    million rows), so two big regions side by side are what pushes the process tree over its
+    memory target at national scale; a smaller region that fits beside a big one is run
+    instead of waiting for it. Regions are submitted from the main thread (after each build)
+    and from the pool's threads (when a notebook finishes), never by polling: the kernels
+    keep both cores.
     """
-    pending = [f for f in futures if not f.done()]
-    while len(pending) > workers:
-        wait(pending, return_when=FIRST_COMPLETED)
-        pending = [f for f in pending if not f.done()]
+
+    def __init__(self, pool: Any, workers: int, rows_limit: int | None,
+                 job: Callable[..., RegionStatus], record: Callable[[RegionStatus], None]):
+        self.pool, self.workers, self.rows_limit = pool, workers, rows_limit
+        self.job, self.record = job, record
+        # re-entrant: a future that finished before its callback was added calls it at once
+        self.cond = threading.Condition(threading.RLock())
+        self.ready: list[tuple[tuple[Any, ...], int]] = []
+        self.running: dict[Any, int] = {}
+
+    def add(self, args: tuple[Any, ...], rows: int) -> None:
+        with self.cond:
+            self.ready.append((args, rows))
+            self._dispatch()
+
+    def _fits(self, rows: int) -> bool:
+        return (not self.running or self.rows_limit is None
+                or sum(self.running.values()) + rows <= self.rows_limit)
+
+    def _dispatch(self) -> None:
+        while len(self.running) < self.workers:
+            item = next((it for it in self.ready if self._fits(it[1])), None)
+            if item is None:
+                return
+            self.ready.remove(item)
+            fut = self.pool.submit(self.job, *item[0])
+            self.running[fut] = item[1]
+            fut.add_done_callback(self._done)
+
+    def _done(self, fut: Any) -> None:
+        self.record(fut.result())
+        with self.cond:
+            self.running.pop(fut, None)
+            self._dispatch()
+            self.cond.notify_all()
+
+    def wait_for_room(self, waiting: int) -> None:
+        """Block while ``waiting`` or more built regions wait for a kernel (bounds the ids
+        held in memory and how far the inputs run ahead)."""
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.ready) < waiting)
+
+    def join(self) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: not self.ready and not self.running)
 
 
-def _largest_first(ds: Any, regions: list[str]) -> list[str]:
-    """``regions`` in the order their reports are built: most shipments first.
+def _first_use_rows(folder: Path) -> int:
+    """Rows of a region's written first-use input (0 without one)."""
+    import pyarrow.parquet as pq
 
-    A region's inputs and notebook take time roughly in proportion to its shipments; with the
-    biggest regions last, one kernel renders the last big region while the other has nothing
-    left to do (longest processing time first). Ties and regions without shipments keep their
-    order; the manifest and the index keep the order of ``regions``.
+    path = folder / "first_use.parquet"
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+
+
+def _build_order(ds: Any, regions: list[str]) -> list[str]:
+    """``regions`` in the order their inputs are built: by shipments, alternately the largest
+    and the smallest left (ties and regions without shipments in the order given).
+
+    A region's inputs and notebook take time roughly in proportion to its shipments. With the
+    biggest regions last (the table's order), one kernel rendered the last big region while
+    the other had nothing left to do; all big regions first would have them wait for each
+    other under the kernels' row limit (:class:`_Dispatch`). Alternating keeps a small region
+    ready to run beside a big one and leaves mid-sized regions for the end. The manifest and
+    the index keep the order of ``regions``.
     """
     s = ds.table("shipments")
-    if "region_id" not in s.columns or len(regions) < 2:
+    if "region_id" not in s.columns or len(regions) < 3:
         return list(regions)
     counts = s.group_by("region_id").aggregate(n=s.count()).to_pandas()
     n = dict(zip(counts["region_id"].astype(str), counts["n"], strict=True))
-    return sorted(regions, key=lambda r: -int(n.get(r, 0)))
+    by_size = sorted(regions, key=lambda r: -int(n.get(r, 0)))
+    order = []
+    while by_size:
+        order.append(by_size.pop(0))
+        if by_size:
+            order.append(by_size.pop())
+    return order
 
 
 def _check_same_rows(ds: Any, validation: Any) -> None:
@@ -502,6 +571,7 @@ def render_reports(
     validate: bool = True,
     validation: Any | None = None,
     reuse_kernels: bool = True,
+    kernel_rows: Any = _DEFAULT,
 ) -> RunSummary:
     """Render the regional report of every requested region into a new run folder.
 
@@ -537,6 +607,11 @@ def render_reports(
     reuse_kernels : bool
         Keep each worker's kernel for its next region (default), cleaned by a hidden first
         cell; False starts a new kernel for every region (as papermill does on its own).
+    kernel_rows : int, optional
+        At most this many first-use rows in the notebooks running at once (a larger region
+        runs alone); default :data:`KERNEL_ROWS`; None: no limit. A kernel's memory grows
+        with its region's first-use table (~1 GB per million rows at its peak), so this bounds
+        the kernels' memory together at national scale; smaller data never reaches it.
 
     Returns
     -------
@@ -557,6 +632,11 @@ def render_reports(
         raise ReportParameterError(f"workers must be a positive integer, got {workers!r}")
     if not isinstance(k, int) or k < 1:
         raise ReportParameterError(f"k must be a positive integer, got {k!r}")
+    if kernel_rows is _DEFAULT:
+        kernel_rows = KERNEL_ROWS
+    if kernel_rows is not None and (not isinstance(kernel_rows, int) or kernel_rows < 1):
+        raise ReportParameterError(f"kernel_rows must be a positive integer or None, "
+                                   f"got {kernel_rows!r}")
     template = Path(template) if template is not None else default_template()
     if not template.exists():
         raise ReportParameterError(f"report template {template} does not exist")
@@ -630,10 +710,10 @@ def render_reports(
         source = _with_reset_cell(template, folder / ".work" / "template.ipynb")
     try:
         with ThreadPoolExecutor(max_workers=min(workers, total)) as pool:
-            futures = []
-            for r in _largest_first(ds, regions):
-                # at most ``workers`` regions wait for a kernel: bounds the memory held in ids
-                _wait_for_slot(futures, workers)
+            dispatch = _Dispatch(pool, workers, kernel_rows, job, record)
+            for r in _build_order(ds, regions):
+                # a few built regions may wait for a kernel: bounds the memory held in ids
+                dispatch.wait_for_room(workers + 2)
                 start = time.perf_counter()
                 try:
                     folders[r] = build_region_inputs(ds, r, period, compare, folder / "inputs",
@@ -645,10 +725,8 @@ def render_reports(
                                         error="building the report inputs: " + _short_error(err)))
                     continue
                 release_free_memory()  # the region's frames, before the next is built
-                fut = pool.submit(job, r, ids, time.perf_counter() - start)
-                fut.add_done_callback(lambda f: record(f.result()))
-                futures.append(fut)
-            wait(futures)
+                dispatch.add((r, ids, time.perf_counter() - start), _first_use_rows(folders[r]))
+            dispatch.join()
     finally:
         if kernels is not None:
             kernels.close()
