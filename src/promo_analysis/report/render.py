@@ -6,7 +6,9 @@ dataset once; then, region by region, it aggregates that region's rows in the en
 connection) and hands the region to a pool that executes the template (``workers`` notebooks
 at a time, each in its own kernel process) and exports it to offline HTML, so building the next
 region's inputs overlaps with the kernels. Memory stays bounded by a few regions' frames, not
-the dataset's. Finally it writes ``index.html``, ``manifest.json`` and the ``latest`` pointer.
+the dataset's: regions are built alternately largest and smallest, the kernels together run
+at most ``kernel_rows`` first-use rows (:class:`_Dispatch`), and each process returns the
+memory it freed after a region (:func:`release_free_memory`). Finally it writes ``index.html``, ``manifest.json`` and the ``latest`` pointer.
 A failing region (inputs or notebook) is recorded and does not stop the others.
 
 Each worker keeps its kernel for its next region (:class:`_Kernels`): starting a kernel and
