@@ -77,7 +77,7 @@ def _write(rows: list[dict], append: bool) -> Path:
 
 
 def scale_run(data: Path, regions: str, workers: int, label: str = "",
-              reuse_kernels: bool = True) -> dict:
+              reuse_kernels: bool = True, kernel_rows: int | None = -1) -> dict:
     """One ``render_reports`` call on ``data``; CPU of this process and of the kernels."""
     import datetime as dt
 
@@ -97,8 +97,9 @@ def scale_run(data: Path, regions: str, workers: int, label: str = "",
     with tempfile.TemporaryDirectory(prefix="bench-report-") as out:
         c1 = _cpu()
         t0 = time.perf_counter()
+        limit = {} if kernel_rows == -1 else {"kernel_rows": kernel_rows}
         summary = render_reports(ds, regions=wanted, out=out, workers=workers, progress=None,
-                                 validation=report, reuse_kernels=reuse_kernels)
+                                 validation=report, reuse_kernels=reuse_kernels, **limit)
         seconds = time.perf_counter() - t0
         c2 = _cpu()
         peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
@@ -120,6 +121,7 @@ def scale_run(data: Path, regions: str, workers: int, label: str = "",
         "cpu_validate": round(cpu_validate, 2),
         "validation_given": True,
         "reuse_kernels": reuse_kernels,
+        "kernel_rows": "default" if kernel_rows == -1 else kernel_rows,
         # this process's ru_maxrss in GB (1e9 bytes), validation included; not the tree's
         # summed RSS (bench_scale.py polls that). A kernel's ru_maxrss is not reported: a
         # child forked from this process counts this process's pages until it execs
@@ -139,11 +141,15 @@ def main() -> None:
     parser.add_argument("--label", default="", help="scale mode: a note for the row's run name")
     parser.add_argument("--fresh-kernels", action="store_true",
                         help="scale mode: a new kernel per region (reuse_kernels=False)")
+    parser.add_argument("--kernel-rows", type=int, default=-1,
+                        help="scale mode: render_reports(kernel_rows=); 0: no limit; "
+                             "default: the function's default")
     args = parser.parse_args()
     if args.size or args.regions:
         data = args.data or HERE / ".cache" / f"sim-{int(float(args.size or 1e6))}-seed0"
         row = scale_run(data, args.regions or "all", args.workers, args.label,
-                        reuse_kernels=not args.fresh_kernels)
+                        reuse_kernels=not args.fresh_kernels,
+                        kernel_rows=None if args.kernel_rows == 0 else args.kernel_rows)
         print(row, flush=True)
         print(f"appended to {_write([row], append=True)}")
         return
