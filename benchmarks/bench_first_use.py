@@ -3,15 +3,17 @@
 
 Issue 9's target for every step: peak memory < 4 GB at 50 M shipments. The in-memory table
 cannot meet it there (at 10 M it is already 6.96 M rows, ~2.9 GB as pandas, 7.4 GB peak with the
-engine's unbounded hash tables); ``first_use_table(ds, path=...)`` writes the same rows a few
-regions at a time, with DuckDB under a ``memory_limit``. Steps, each in a fresh subprocess:
+engine's unbounded hash tables); ``first_use_table(ds, path=...)`` writes the same rows in
+customer-id ranges of at most ``PIECE_CUSTOMERS`` customers, with DuckDB capped at
+``FILE_MEMORY_LIMIT`` (or the connection's own lower cap). Steps, each in a fresh subprocess:
 
-* ``file``      -- ``first_use_table(load_dataset(data, memory_limit=M), path=tmp.parquet)``;
+* ``file``      -- ``first_use_table(load_dataset(data[, memory_limit=M]), path=tmp.parquet)``
+  (without ``--memory-limit``: the dataset loaded as a user would, the function's own cap);
 * ``table``     -- ``first_use_table(load_dataset(data))``, the in-memory table (not at 50 M
   unless asked: it needs > 20 GB there);
 * ``ref_sql``   -- the reference measured in the same run: hand-written DuckDB SQL of the first
   step of both, the customers' first parcel (``SELECT customer_id, min(sent_at) ... GROUP BY
-  1``, fetched as Arrow), under the same ``memory_limit``.
+  1``, fetched as Arrow), under the same ``memory_limit`` (none by default).
 
 Per row (appended to ``benchmarks/results/first_use.csv``): the step's own wall and CPU
 seconds (after imports and opening the dataset), the subprocess's wall and CPU seconds
@@ -22,8 +24,8 @@ average before and after, rows out.
 Run::
 
     .venv/bin/python benchmarks/bench_first_use.py --size 1e7
-    .venv/bin/python benchmarks/bench_first_use.py --size 5e7 --steps ref_sql,file
-    .venv/bin/python benchmarks/bench_first_use.py --data PATH --memory-limit 2GB
+    .venv/bin/python benchmarks/bench_first_use.py --size 5e7 --steps ref_sql,file --kill-above-gb 8
+    .venv/bin/python benchmarks/bench_first_use.py --data PATH --memory-limit 3GB
 """
 
 from __future__ import annotations
@@ -154,6 +156,10 @@ def measure(step: str, folder: Path, memory_limit: str | None, kill_above_gb: fl
     elif not ok:
         lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
         error = (lines[-1] if lines else f"exit {proc.returncode}")[:300]
+    if not memory_limit and step == "file":
+        from promo_analysis.features.first_use import FILE_MEMORY_LIMIT
+
+        memory_limit = f"default {FILE_MEMORY_LIMIT}"
     row = {
         "step": step, "memory_limit": memory_limit or "", "ok": ok, "error": error,
         "wall_s": round(wall, 2),
@@ -174,9 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", help="a dataset folder instead of the cached simulation")
     p.add_argument("--steps", default="ref_sql,file,table",
                    help=f"comma-separated, of {', '.join(STEPS)} (default: all three)")
-    p.add_argument("--memory-limit", default="2GB",
-                   help="DuckDB memory_limit of the file and ref_sql steps (default 2GB; "
-                        "'' for DuckDB's default); the table step runs without one")
+    p.add_argument("--memory-limit", default="",
+                   help="DuckDB memory_limit of the file and ref_sql steps (default none: "
+                        "DuckDB's own, which the file step lowers to first_use."
+                        "FILE_MEMORY_LIMIT); the table step runs without one")
     p.add_argument("--kill-above-gb", type=float, default=0,
                    help="kill a step whose process tree exceeds this many GB (0: never)")
     p.add_argument("--out", default=str(RESULTS), help="CSV to append to")

@@ -26,9 +26,10 @@ The engine (Ibis) does the table-scale work: per-customer shipment history, the 
 coupon per customer, the joins, the exclusion of experiment participants. Only the one-row-per-
 prospect result comes to pandas, where the seeded pseudo-index-date draw happens (so the draw is
 identical on every engine). At national scale that result does not fit in memory as pandas (35 M
-rows at 50 M shipments): ``first_use_table(ds, path=...)`` builds it a few whole regions at a
-time, in customer-id order, continuing one seeded draw, and writes it to Parquet -- the same rows,
-order and draws as the in-memory table.
+rows at 50 M shipments): ``first_use_table(ds, path=...)`` builds it one customer-id range at a
+time (about :data:`PIECE_CUSTOMERS` customers), in id order, continuing one seeded draw from the
+regions' whole pools of treated dates, and writes it to Parquet -- the same rows, order and draws
+as the in-memory table -- with DuckDB capped at :data:`FILE_MEMORY_LIMIT`.
 """
 
 from __future__ import annotations
@@ -514,13 +515,15 @@ def first_use_table(
         person can have a control row and, later, a treated row; ``coupon_within_window``
         flags control rows whose own coupon arrived inside their window (intention to treat).
     path : str or Path, optional
-        Write the table to this Parquet file instead of returning it, built a few regions at
-        a time (for national data, whose table does not fit in memory as pandas: ~450 bytes
-        per row). The file holds the same rows in the same order, with the same control
-        draws, as the returned table would: pieces are whole regions taken in customer-id order
-        (regions whose id ranges overlap stay in one piece), and the draw continues one seeded
-        stream from piece to piece. A :class:`FirstUseFile` is returned. To bound the engine's
-        memory too, load the dataset with ``memory_limit=``.
+        Write the table to this Parquet file instead of returning it, built one customer-id
+        range of about :data:`PIECE_CUSTOMERS` customers at a time (for national data, whose
+        table does not fit in memory as pandas: ~450 bytes per row). The file holds the same
+        rows in the same order, with the same control draws, as the returned table would:
+        pieces are taken in id order, the draw continues one seeded stream from piece to
+        piece, and each region's pool of treated dates is counted over all pieces first. While
+        it runs, DuckDB's ``memory_limit`` is lowered to :data:`FILE_MEMORY_LIMIT` (2 GB)
+        unless the dataset was loaded with a lower one (``load_dataset(..., memory_limit=)``);
+        it spills to the connection's ``temp_directory``. A :class:`FirstUseFile` is returned.
 
     Returns
     -------
