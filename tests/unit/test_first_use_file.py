@@ -154,3 +154,25 @@ def test_size_bytes():
     assert mod._size_bytes("2GB") == 2e9 and mod._size_bytes("953.6 MiB") == 953.6 * 2**20
     with pytest.raises(ValueError, match="DuckDB size"):
         mod._size_bytes("lots")
+
+
+def test_materialized_appends_parts_in_order(monkeypatch):
+    """``materialized(a, b, c)`` (the first-coupon table built piece by piece): one temporary
+    table holding the parts' rows in order on DuckDB, dropped afterwards; elsewhere the union."""
+    import ibis
+
+    from promo_analysis.features import aggregates
+
+    con = ibis.duckdb.connect()
+    # (Ibis 12's create_table from a frame emits SQL DuckDB 2.0 rejects)
+    con.con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (5), (1), (4), (2), (3)) v(x)")
+    t = con.table("t")
+    parts = [t.filter(t.x <= 2).order_by("x"), t.filter(t.x == 3), t.filter(t.x >= 4).order_by("x")]
+    with aggregates.materialized(*parts) as m:
+        name = m.get_name()
+        assert m.to_pandas()["x"].tolist() == [1, 2, 3, 4, 5]
+    left = con.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert (name,) not in left and ("t",) in left
+    monkeypatch.setattr(aggregates, "on_duckdb", lambda expr: False)
+    with aggregates.materialized(*parts) as m:
+        assert sorted(m.to_pandas()["x"]) == [1, 2, 3, 4, 5]
