@@ -68,8 +68,10 @@ __all__ = [
 CELL_TIMEOUT = 900
 
 #: default of ``render_reports(kernel_rows=)``: first-use rows in the running notebooks
-#: together (the largest region of the 50 M national simulation has ~3 M)
-KERNEL_ROWS = 2_000_000
+#: together. In the 50 M national simulation the largest region (Guangdong) has ~3.1 M and
+#: runs alone; Jiangsu, Zhejiang, Shandong (~2.1-2.2 M) only beside the smallest regions;
+#: a kernel peaks at ~0.4 GB plus ~0.8 GB per million rows (the first-use AIPW fit)
+KERNEL_ROWS = 2_500_000
 
 _DEFAULT: Any = object()
 
