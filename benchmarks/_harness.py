@@ -41,7 +41,8 @@ def append_rows(path: Path, rows: list[dict], fields: list[str] | None = None) -
         fields = header + [k for r in rows for k in r if k not in header]
         fields = list(dict.fromkeys(fields))
     with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, restval="", extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=fields, restval="", extrasaction="ignore",
+                           lineterminator="\n")
         w.writeheader()
         w.writerows(old + rows)
 

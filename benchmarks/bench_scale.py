@@ -236,8 +236,8 @@ def _warm_up(step: str, data: Path) -> Any:
         return None
     from promo_analysis import load_dataset
 
-    # first_use_table's piece-by-piece file mode needs DuckDB capped to spill (S4-FIRSTUSE)
-    ds = load_dataset(data, memory_limit="3GB" if step == "first_use_table" else None)
+    # as a user opens it: first_use_table(path=) caps DuckDB itself (FILE_MEMORY_LIMIT)
+    ds = load_dataset(data)
     ds.table("regions").count().to_pandas()  # the engine connection is up
     return ds
 
