@@ -373,7 +373,7 @@ def test_a_reused_kernel_runs_each_region_as_a_fresh_one(dataset_dir, tmp_path):
     none of the first's variables, shows the warning again, and is saved without the reset
     cell with execution counts from 1 -- as with a new kernel per region."""
     from promo_analysis.report import render_reports
-    from promo_analysis.report.render import RESET_CELL_ID
+    from promo_analysis.report.render import RESET_CELL_ID, RESET_END_ID
 
     tpl = _state_template(tmp_path / "t.ipynb")
     run = render_reports(dataset_dir, out=tmp_path / "r", template=tpl, workers=1,
@@ -383,7 +383,7 @@ def test_a_reused_kernel_runs_each_region_as_a_fresh_one(dataset_dir, tmp_path):
         _pid_and_warning(run.folder / f"{r}.ipynb") for r in ("guangxi", "shanxi"))
     assert pid_a == pid_b and warned_a and warned_b
     nb = nbformat.read(str(run.folder / "shanxi.ipynb"), as_version=4)
-    assert all(c.get("id") != RESET_CELL_ID for c in nb.cells)
+    assert all(c.get("id") not in (RESET_CELL_ID, RESET_END_ID) for c in nb.cells)
     assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]
     assert nb.metadata["papermill"]["input_path"] == str(tpl)
     # the same notebooks, one kernel per region: identical outputs but for the pid

@@ -191,6 +191,8 @@ def _identifiers(ds: Any, region: str) -> Any:
 
 #: id of the hidden first cell that cleans a reused kernel (removed from the saved notebook)
 RESET_CELL_ID = "promo-analysis-reset"
+#: id of the hidden last cell that frees the region's memory after its report
+RESET_END_ID = "promo-analysis-reset-end"
 
 # A reused kernel must run the next notebook as a fresh one would: no variables of the last
 # region, no open figures, and warnings shown again (Python shows a warning once per place;
@@ -311,14 +313,18 @@ class _Kernels:
 
 
 def _with_reset_cell(template: Path, target: Path) -> Path:
-    """A copy of ``template`` whose first cell cleans a reused kernel (``RESET_CELL_ID``)."""
+    """A copy of ``template`` whose first cell cleans a reused kernel (``RESET_CELL_ID``) and
+    whose last cell (``RESET_END_ID``) does the same after the report: a kernel waiting for
+    its next region then holds its start-up memory, not the last region's (at 50 M an idle
+    kernel kept ~1 GB beside the other kernel's biggest region)."""
     import nbformat
 
     nb = nbformat.read(str(template), as_version=4)
-    cell = nbformat.v4.new_code_cell(_RESET_SOURCE)
-    cell.id = RESET_CELL_ID
-    cell.metadata["tags"] = ["promo-analysis-reset"]
-    nb.cells.insert(0, cell)
+    for at, cell_id in ((0, RESET_CELL_ID), (len(nb.cells) + 1, RESET_END_ID)):
+        cell = nbformat.v4.new_code_cell(_RESET_SOURCE)
+        cell.id = cell_id
+        cell.metadata["tags"] = ["promo-analysis-reset"]
+        nb.cells.insert(at, cell)
     nbformat.write(nb, str(target))
     return target
 
@@ -326,7 +332,7 @@ def _with_reset_cell(template: Path, target: Path) -> Path:
 def _without_reset_cell(nb: Any, template: Path) -> Any:
     """The executed notebook as a fresh kernel would have left it: no reset cell, execution
     counts from 1, the real template as papermill's input path."""
-    nb.cells = [c for c in nb.cells if c.get("id") != RESET_CELL_ID]
+    nb.cells = [c for c in nb.cells if c.get("id") not in (RESET_CELL_ID, RESET_END_ID)]
     count = 0
     for cell in nb.cells:
         if cell.cell_type != "code" or cell.get("execution_count") is None:
