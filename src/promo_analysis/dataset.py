@@ -60,7 +60,11 @@ def _connect(engine: str, memory_limit: str | None = None,
             config["memory_limit"] = memory_limit
         if temp_directory is not None:
             config["temp_directory"] = os.fspath(temp_directory)
-        return ibis.duckdb.connect(**config)
+        con = ibis.duckdb.connect(**config)
+        # DuckDB's Python client draws a progress bar on stdout for every long query (report
+        # runs, benchmarks): noise in logs and notebooks (a session setting, not a config one)
+        con.con.execute("SET enable_progress_bar = false")
+        return con
     if engine == "spark":
         try:
             import pyspark  # noqa: F401
