@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promo_analysis.process_memory import release_free_memory
 from promo_analysis.report.html import export_html, external_references, write_atomic
 from promo_analysis.report.inputs import (
     build_region_inputs,
@@ -61,7 +62,6 @@ __all__ = [
     "RunSummary",
     "RegionStatus",
     "default_template",
-    "release_free_memory",
 ]
 
 #: seconds one notebook cell may run before its region is failed
@@ -199,50 +199,20 @@ RESET_END_ID = "promo-analysis-reset-end"
 # resetting the filters invalidates the registries, then the filters are put back as they were).
 _RESET_SOURCE = """\
 get_ipython().reset(new_session=False, aggressive=False)
-import gc as _gc
 import warnings as _warnings
 
 import matplotlib.pyplot as _plt
+
+from promo_analysis.process_memory import release_free_memory as _release
 
 _plt.close("all")
 _filters = list(_warnings.filters)
 _warnings.resetwarnings()
 _warnings.filters[:] = _filters
 del _filters, _plt, _warnings
-_gc.collect()
-del _gc
-from promo_analysis.report.render import release_free_memory as _release
 
 _release()
 del _release"""
-
-
-def release_free_memory() -> None:
-    """Give the memory this process freed back to the operating system.
-
-    glibc's ``malloc`` and Arrow's allocator keep freed pages for reuse, so after a big
-    region a process stays at its peak RSS while it builds (main process) or runs (kernel)
-    the next, smaller one -- and the kernels and the main process add up. Called after each
-    region's inputs in the main process and by the reset cell of a reused kernel; nothing
-    happens where there is no glibc (``malloc_trim`` is glibc's).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        pass
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = getattr(libc, "malloc_trim", None)
-    except OSError:
-        trim = None
-    if trim is not None:
-        trim(0)
 
 
 class _Kernels:

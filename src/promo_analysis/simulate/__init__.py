@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from promo_analysis.process_memory import release_free_memory
 from promo_analysis.regions import REGIONS, regions_frame
 
 from .campaigns import campaign_calendar, campaigns_frame
 from .parallel import (
     SHIPMENTS_PER_YUAN,
     in_region_order,
-    release_free_memory,
     resolve_workers,
 )
 from .region import simulate_region

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = [
     "resolve_workers", "in_region_order", "next_region", "SHIPMENTS_PER_YUAN",
-    "MAX_RUNNING_SHIPMENTS", "release_free_memory",
+    "MAX_RUNNING_SHIPMENTS",
 ]
 
 #: below this many expected shipments per region a worker's start-up (importing pandas,
@@ -116,16 +116,3 @@ def in_region_order(
             for fut in running:
                 fut.cancel()
             raise
-
-
-def release_free_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc keeps it otherwise), so a worker's next
-    region starts from a small footprint. A no-op where ``malloc_trim`` does not exist."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

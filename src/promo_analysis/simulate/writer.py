@@ -24,11 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from promo_analysis.contract import CONTRACT_VERSION, coerce_frame
+from promo_analysis.process_memory import release_free_memory
 from promo_analysis.regions import regions_frame
 
 from .campaigns import campaigns_frame
 from .columns import TableSlices, table_schema
-from .parallel import in_region_order, release_free_memory
+from .parallel import in_region_order
 from .scenario import Scenario
 
 __all__ = ["write_simulation", "PARTITIONS"]
