@@ -62,8 +62,10 @@ def _connect(engine: str, memory_limit: str | None = None,
             config["temp_directory"] = os.fspath(temp_directory)
         con = ibis.duckdb.connect(**config)
         # DuckDB's Python client draws a progress bar on stdout for every long query (report
-        # runs, benchmarks): noise in logs and notebooks (a session setting, not a config one)
-        con.con.execute("SET enable_progress_bar = false")
+        # runs, benchmarks): noise in logs. In a Jupyter kernel it is off already, and DuckDB
+        # refuses to change the setting there (it wants ipywidgets), so only switch it off
+        if con.con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]:
+            con.con.execute("SET enable_progress_bar = false")
         return con
     if engine == "spark":
         try:

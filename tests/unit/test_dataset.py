@@ -172,3 +172,11 @@ def test_temp_directory_reaches_the_duckdb_connection(tmp_path):
     assert default != str(spill)
     with pytest.raises(ValueError, match="temp_directory applies to engine='duckdb' only"):
         load_dataset(tmp_path / "d", engine="spark", temp_directory=spill)
+
+
+def test_duckdb_draws_no_progress_bar():
+    """DuckDB's Python client would print a progress bar for every long query (report runs,
+    benchmark logs); the dataset's connection has it off."""
+    ds = Dataset.from_frames(valid_frames(), meta=VALID_META)
+    con = ds.con.con
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0] is False

@@ -8,7 +8,8 @@ at a time, each in its own kernel process) and exports it to offline HTML, so bu
 region's inputs overlaps with the kernels. Memory stays bounded by a few regions' frames, not
 the dataset's: regions are built alternately largest and smallest, the kernels together run
 at most ``kernel_rows`` first-use rows (:class:`_Dispatch`), and each process returns the
-memory it freed after a region (:func:`release_free_memory`). Finally it writes ``index.html``, ``manifest.json`` and the ``latest`` pointer.
+memory it freed after a region (``process_memory.release_free_memory``). Finally it writes
+``index.html``, ``manifest.json`` and the ``latest`` pointer.
 A failing region (inputs or notebook) is recorded and does not stop the others.
 
 Each worker keeps its kernel for its next region (:class:`_Kernels`): starting a kernel and
